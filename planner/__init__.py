@@ -1,0 +1,1 @@
+"""Planner gRPC service: names serendipitous interest clusters for a context video."""

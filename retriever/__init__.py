@@ -1,0 +1,1 @@
+"""Retriever gRPC service: sequence-model retrieval restricted to planned interest clusters."""

@@ -1,0 +1,1 @@
+"""serendip: serendipitous video recommendation with a multimodal LLM planner."""

@@ -1,0 +1,1 @@
+"""Shared gRPC service runtime: server core, error mapping, validation, metrics and logs."""

@@ -1,0 +1,65 @@
+"""The one place where handler exceptions become gRPC status codes, and requests are measured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from serendip.service.errors import ServiceError
+from serendip.service.metrics import observe_request
+
+LOGGER = logging.getLogger(__name__)
+
+UnaryHandler = Callable[[object, grpc.aio.ServicerContext], Awaitable[object]]
+
+
+class StatusInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary-unary handlers: ServiceError → its code, anything else → INTERNAL.
+
+    The caller never sees UNKNOWN or a traceback: unexpected exceptions are logged with an
+    error id, and the status message carries only that id. Every request is counted and
+    timed per method and status code.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _guarded(handler_call_details.method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _guarded(method: str, behaviour: UnaryHandler) -> UnaryHandler:
+    async def handle(request: object, context: grpc.aio.ServicerContext) -> object:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await behaviour(request, context)
+        except ServiceError as error:
+            code = error.grpc_code
+            LOGGER.info("request rejected", extra={"method": method, "code": code.name, "detail": str(error)})
+            await context.abort(code, str(error))
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            code = context.code() or grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            error_id = uuid.uuid4().hex[:12]
+            LOGGER.exception("unhandled error", extra={"method": method, "error_id": error_id})
+            await context.abort(code, f"internal error (id {error_id}); see the server log")
+        finally:
+            observe_request(method, code.name, time.perf_counter() - started)
+
+    return handle

@@ -1,0 +1,68 @@
+"""The launcher starts the real tritonserver bundled with nvidia-pytriton and stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from triton_models.echo import write_echo_model
+from triton_models.installation import TritonInstallation, TritonNotInstalledError
+from triton_models.launcher import TritonServer, TritonStartupError
+from triton_models.model_config import read_config
+
+
+def test_echo_round_trip_through_real_tritonserver(triton_echo_server: TritonServer) -> None:
+    assert triton_echo_server.grpc_url.startswith("127.0.0.1:")
+    values = np.linspace(-3.0, 3.0, 7, dtype=np.float32)[None, :]
+    tensor = grpcclient.InferInput("INPUT0", list(values.shape), "FP32")
+    tensor.set_data_from_numpy(values)
+    with grpcclient.InferenceServerClient(triton_echo_server.grpc_url) as client:
+        result = client.infer("echo", [tensor])
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), values)
+        assert client.get_model_config("echo").config.dynamic_batching.max_queue_delay_microseconds == 500
+
+
+def test_generated_config_parses_back(tmp_path: Path) -> None:
+    model_dir = write_echo_model(tmp_path, name="echo_b", max_batch_size=32, max_queue_delay_us=1000)
+    config = read_config(model_dir / "config.pbtxt")
+    assert (config.name, config.backend, config.max_batch_size) == ("echo_b", "python", 32)
+    assert config.dynamic_batching.max_queue_delay_microseconds == 1000
+    assert [(t.name, list(t.dims)) for t in config.input] == [("INPUT0", [-1])]
+    assert (model_dir / "1" / "model.py").is_file()
+
+
+def test_stop_terminates_server_process(tmp_path: Path) -> None:
+    write_echo_model(tmp_path)
+    server = TritonServer(tmp_path).start()
+    pid = server.pid
+    assert pid is not None and server.is_running()
+    server.stop()
+    assert not server.is_running()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    server.stop()  # idempotent
+
+
+def test_model_that_fails_to_load_reports_its_error(tmp_path: Path) -> None:
+    model_dir = write_echo_model(tmp_path, name="broken")
+    (model_dir / "1" / "model.py").write_text("raise RuntimeError('deliberately broken model')\n")
+    with pytest.raises(TritonStartupError, match="deliberately broken model"):
+        TritonServer(tmp_path, startup_timeout_s=60).start()
+
+
+def test_missing_stub_is_a_clear_error() -> None:
+    installation = TritonInstallation.discover()
+    broken = replace(installation, backend_stub=Path("/nonexistent/triton_python_backend_stub"))
+    with pytest.raises(TritonNotInstalledError, match="python backend stub .* not found at /nonexistent"):
+        broken.check()
+
+
+def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
+    installation = replace(TritonInstallation.discover(), server_binary=tmp_path / "tritonserver")
+    with pytest.raises(TritonNotInstalledError, match="tritonserver binary not found"):
+        TritonServer(tmp_path, installation=installation).start()

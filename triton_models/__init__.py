@@ -1,0 +1,1 @@
+"""Triton Inference Server integration: launcher, model configs and the python-backend models."""

@@ -1,0 +1,1 @@
+"""Sources of python-backend ``model.py`` files, copied into model repositories."""

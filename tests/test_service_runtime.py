@@ -58,9 +58,7 @@ def _call(address: str, behaviour: str, timeout: float = 5.0) -> retriever_pb2.R
 
 
 def _count(code: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "serendip_grpc_requests_total", {"method": RETRIEVE_METHOD, "code": code}
-    )
+    value = REGISTRY.get_sample_value("serendip_grpc_requests_total", {"method": RETRIEVE_METHOD, "code": code})
     return value or 0.0
 
 
@@ -124,4 +122,3 @@ def test_planner_process_serves_then_stops_gracefully_on_sigterm(tmp_path) -> No
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
+from serendip.data.cluster_tree import DEFAULT_PLANNING_LEVEL
 from serendip.service.cli import add_server_arguments, run_service
 
 DEFAULT_PORT = 50062
@@ -15,14 +18,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m retriever",
         description=(
-            "serendip.v1.Retriever: top-k items for a user history from a SASRec sequence model, "
-            "restricted to the requested interest clusters. Exposes grpc.health.v1 and server "
-            "reflection; binds loopback unless --host says otherwise."
+            "serendip.v1.Retriever: top-k items for a user history from a SASRec sequence model served by "
+            "Triton, restricted to the requested interest clusters. Exposes grpc.health.v1 and server "
+            "reflection; binds loopback unless --host says otherwise. Without --sasrec/--tree it only "
+            "validates requests and answers FAILED_PRECONDITION."
         ),
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--sasrec", type=Path, help="sasrec artifact (version dir, kind dir or artifacts root)")
+    model.add_argument("--tree", type=Path, help="cluster-tree artifact (version dir, kind dir or artifacts root)")
+    model.add_argument("--triton-url", default="127.0.0.1:8001", help="Triton gRPC host:port (default: %(default)s)")
+    model.add_argument(
+        "--planning-level", type=int, default=DEFAULT_PLANNING_LEVEL, help="cluster level (default: %(default)s)"
     )
     add_server_arguments(parser, DEFAULT_PORT)
     args = parser.parse_args(argv)
-    run_service([retriever_binding(RetrieverServicer())], args)
+    if (args.sasrec is None) != (args.tree is None):
+        parser.error("--sasrec and --tree go together")
+    retrieval_model = (
+        load_retrieval_model(args.sasrec, args.tree, args.triton_url, args.planning_level) if args.sasrec else None
+    )
+    run_service([retriever_binding(RetrieverServicer(retrieval_model))], args)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,15 @@ def python_backend_config(
     return config
 
 
+def add_zero_warmup(config: mc.ModelConfig, inputs: Sequence[TensorSpec], batch_size: int = 1) -> None:
+    """Warm the model with all-zero inputs before it reports ready (Triton's ``model_warmup``)."""
+    warmup = config.model_warmup.add(name="zeros", batch_size=batch_size, count=1)
+    for spec in inputs:
+        warmup.inputs[spec.name].CopyFrom(
+            mc.ModelWarmup.Input(data_type=mc.DataType.Value(spec.data_type), dims=list(spec.dims), zero_data=True)
+        )
+
+
 def write_config(config: mc.ModelConfig, model_dir: Path) -> Path:
     """Write ``config.pbtxt`` for ``config`` into ``model_dir`` and return its path."""
     model_dir.mkdir(parents=True, exist_ok=True)

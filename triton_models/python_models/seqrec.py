@@ -1,0 +1,50 @@
+"""Triton python-backend model running the TorchScript SASRec user encoder.
+
+HISTORY [B, max_len] int64 (left-padded item indices) -> USER_EMBEDDING [B, hidden] float32.
+Requests gathered by dynamic batching are run as one forward pass. Runs on the instance's GPU when
+the instance group is KIND_GPU, else on CPU with ``torch_threads`` threads.
+"""
+
+import os
+import site
+import sys
+
+# The stub ignores PYTHONPATH: add the project's site directories handed over by the launcher.
+_preexisting = list(sys.path)
+for _site_dir in filter(None, os.environ.get("SERENDIP_SITE_DIRS", "").split(os.pathsep)):
+    site.addsitedir(_site_dir)
+sys.path[:] = [p for p in sys.path if p not in _preexisting] + _preexisting
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+
+class TritonPythonModel:
+    """Batched user-embedding inference."""
+
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        parameters = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+        if args["model_instance_kind"] == "GPU":
+            self.device = torch.device(f"cuda:{args['model_instance_device_id']}")
+        else:
+            self.device = torch.device("cpu")
+            torch.set_num_threads(int(parameters.get("torch_threads", "1")))
+        model_path = Path(args["model_repository"]) / args["model_version"] / parameters["torchscript_file"]
+        self.encoder = torch.jit.load(str(model_path), map_location=self.device)
+        self.encoder.eval()
+
+    def execute(self, requests):
+        histories = [pb_utils.get_input_tensor_by_name(r, "HISTORY").as_numpy() for r in requests]
+        with torch.no_grad():
+            batch = torch.from_numpy(np.concatenate(histories)).to(self.device)
+            users = self.encoder(batch).float().cpu().numpy()
+        bounds = np.cumsum([0] + [len(h) for h in histories])
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor("USER_EMBEDDING", users[start:end])])
+            for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+        ]

@@ -21,11 +21,16 @@ import grpc
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.utils import np_to_triton_dtype
 
 from bench.closed_loop import LoadResult, run_closed_loop
 from bench.echo_server import ECHO_METHOD
+from retriever.export import SASRecArtifact, write_sasrec_files
+from retriever.sasrec import SASRec, SASRecConfig
+from retriever.sequences import ItemVocabulary
 from triton_models.echo import write_echo_model
 from triton_models.launcher import TritonServer, free_port
+from triton_models.seqrec import write_seqrec_model
 
 PAYLOAD = b"x" * 64
 
@@ -62,15 +67,25 @@ async def runtime_health_check(address: str, concurrency: int, duration_s: float
         )
 
 
-async def triton_echo(url: str, model: str, concurrency: int, duration_s: float) -> LoadResult:
-    """Closed loop of single-row infer calls on a Triton echo model."""
-    values = np.arange(16, dtype=np.float32)[None, :]
-    tensor = triton_aio.InferInput("INPUT0", list(values.shape), "FP32")
+async def triton_infer(
+    url: str, model: str, input_name: str, values: np.ndarray, concurrency: int, duration_s: float
+) -> LoadResult:
+    """Closed loop of single-row infer calls on a Triton model."""
+    tensor = triton_aio.InferInput(input_name, list(values.shape), np_to_triton_dtype(values.dtype))
     tensor.set_data_from_numpy(values)
     async with triton_aio.InferenceServerClient(url) as client:
         return await run_closed_loop(
             lambda: client.infer(model, [tensor], client_timeout=5), concurrency=concurrency, duration_s=duration_s
         )
+
+
+def untrained_sasrec(directory: Path, num_items: int = 5000) -> SASRecArtifact:
+    """A SASRec of the default size with random weights: throughput does not depend on training."""
+    directory.mkdir(parents=True)
+    config = SASRecConfig(num_items=num_items)
+    vocabulary = ItemVocabulary([f"item{i}" for i in range(num_items)])
+    write_sasrec_files(directory, SASRec(config), config, vocabulary, np.ones(num_items + 1))
+    return SASRecArtifact.load(directory)
 
 
 def machine_info() -> dict[str, object]:
@@ -101,18 +116,25 @@ def run(duration_s: float, concurrency: int) -> dict[str, object]:
         steps["runtime_health_check"] = asyncio.run(
             runtime_health_check(planner_address, concurrency, duration_s)
         ).summary()
-    with tempfile.TemporaryDirectory() as repository:
-        write_echo_model(Path(repository), name="echo_batched", max_queue_delay_us=1000)
-        write_echo_model(Path(repository), name="echo_unbatched")
+    with tempfile.TemporaryDirectory() as scratch:
+        repository = Path(scratch) / "models"
+        artifact = untrained_sasrec(Path(scratch) / "sasrec")
+        write_echo_model(repository, name="echo")
+        write_seqrec_model(repository, artifact, name="seqrec_batched", max_queue_delay_us=1000)
+        write_seqrec_model(repository, artifact, name="seqrec_unbatched", max_queue_delay_us=None)
+        echo_row = np.arange(16, dtype=np.float32)[None, :]
+        history_row = np.arange(1, artifact.config.max_len + 1, dtype=np.int64)[None, :]
         with TritonServer(repository) as triton:
-            for model in ("echo_unbatched", "echo_batched"):
+            measure = [("echo", "INPUT0", echo_row)]
+            measure += [(name, "HISTORY", history_row) for name in ("seqrec_unbatched", "seqrec_batched")]
+            for model, input_name, row in measure:
                 steps[f"triton_{model}"] = asyncio.run(
-                    triton_echo(triton.grpc_url, model, concurrency, duration_s)
+                    triton_infer(triton.grpc_url, model, input_name, row, concurrency, duration_s)
                 ).summary()
     ratios = {
         "runtime_vs_raw_grpc_qps": steps["runtime_health_check"]["qps"] / steps["raw_grpc_echo"]["qps"],
-        "triton_dynamic_batching_on_vs_off_qps": (
-            steps["triton_echo_batched"]["qps"] / steps["triton_echo_unbatched"]["qps"]
+        "seqrec_dynamic_batching_on_vs_off_qps": (
+            steps["triton_seqrec_batched"]["qps"] / steps["triton_seqrec_unbatched"]["qps"]
         ),
     }
     return {"steps": steps, "ratios": {k: round(v, 3) for k, v in ratios.items()}}

@@ -21,3 +21,7 @@ class ModelArtifactError(MllmError):
 
 class TrainingDataError(MllmError):
     """SFT examples are missing, empty, or lack a field their prompt variant needs."""
+
+
+class ContextError(MllmError):
+    """A planning context lacks the title or pixels its prompt variant needs, or names an unknown cluster."""

@@ -148,9 +148,8 @@ def plot_curves(
         if points:
             steps, values = zip(*points, strict=True)
             axis.plot(steps, values, marker="o", markersize=3, label=name)
-    for name, value in (baselines or {}).items():
-        axis.axhline(value, linestyle="--", linewidth=1, color="grey")
-        axis.annotate(name, (0, value), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+    for (name, value), style in zip((baselines or {}).items(), ("--", ":", "-.", (0, (5, 5))), strict=False):
+        axis.axhline(value, linestyle=style, linewidth=1.2, color="grey", label=name)
     axis.set_xlabel("training step")
     axis.set_ylabel(metric)
     axis.set_ylim(-0.02, 1.02)

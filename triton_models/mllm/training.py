@@ -31,7 +31,7 @@ from triton_models.mllm.errors import MllmConfigError, TrainingDataError
 from triton_models.mllm.evaluation import HeldoutEvaluator
 from triton_models.mllm.examples import SftExample
 from triton_models.mllm.prompts import PromptVariant, VisualSetting, chat_messages
-from triton_models.mllm.vision_inputs import VisualInput, image_input, video_input
+from triton_models.mllm.vision_inputs import VisualInput, pixels_to_input
 
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 """LoRA adapts the language model's attention and MLP projections; the vision tower stays frozen."""
@@ -93,11 +93,6 @@ def training_corpus(
     return texts
 
 
-def visual_for(planner: PlannerModel, pixels: np.ndarray, visual: VisualSetting) -> VisualInput:
-    """Pixels -> model input: the thumbnail (H, W, 3) as an image, sampled frames (n, H, W, 3) as a video."""
-    return image_input(pixels, planner.geometry) if visual.thumbnail else video_input(pixels, planner.geometry)
-
-
 def prepare_examples(
     examples: Sequence[SftExample],
     planner: PlannerModel,
@@ -117,7 +112,7 @@ def prepare_examples(
             if example.pixels is None:
                 raise TrainingDataError(f"example {example.example_id!r} ({variant}) has no pixels")
             if example.context_item_id not in visuals:
-                visuals[example.context_item_id] = visual_for(planner, example.pixels, visual)
+                visuals[example.context_item_id] = pixels_to_input(example.pixels, planner.geometry, visual.thumbnail)
             visual_input = visuals[example.context_item_id]
         messages = chat_messages(example.prompt, visual if variant.uses_video else None)
         prompt = encoder.encode_prompt(messages, visual_input)
@@ -157,6 +152,7 @@ class TrainingSummary:
     evals: list[dict[str, Any]]
     model_dir: Path
     stopped_early: bool
+    device: str
 
 
 class SftTrainer:
@@ -170,6 +166,7 @@ class SftTrainer:
         output_dir: str | Path,
         evaluator: HeldoutEvaluator | None = None,
         log: Callable[[str], None] = print,
+        progress: bool = True,
     ) -> None:
         if not train_set:
             raise TrainingDataError("the training set is empty")
@@ -179,6 +176,7 @@ class SftTrainer:
         self.output_dir = Path(output_dir)
         self.evaluator = evaluator
         self.log = log
+        self.progress = progress
         self.device = resolve_device(config.device)
         self.encoder = PromptEncoder(planner.tokenizer, planner.model.config)
         self.evals: list[dict[str, Any]] = []
@@ -232,7 +230,12 @@ class SftTrainer:
         started = time.perf_counter()
         train_seconds, window_loss, window_steps, loss_value, step = 0.0, 0.0, 0, math.nan, 0
         batches = self._batches()
-        progress = tqdm(total=config.steps, desc=f"train {config.variant}/{config.visual.name}", unit="step")
+        progress = tqdm(
+            total=config.steps,
+            desc=f"train {config.variant}/{config.visual.name}",
+            unit="step",
+            disable=not self.progress,
+        )
         stopped_early = False
         while step < config.steps:
             if time.perf_counter() > deadline:
@@ -281,4 +284,5 @@ class SftTrainer:
             evals=self.evals,
             model_dir=model_dir,
             stopped_early=stopped_early,
+            device=str(self.device),
         )

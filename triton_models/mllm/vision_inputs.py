@@ -151,6 +151,11 @@ def image_input(image: np.ndarray, geometry: VisionGeometry) -> VisualInput:
     return VisualInput("image", pixel_values, grid, geometry.spatial_merge_size)
 
 
+def pixels_to_input(pixels: np.ndarray, geometry: VisionGeometry, as_image: bool) -> VisualInput:
+    """A thumbnail (H, W, 3) as an image input, or sampled frames (n, H, W, 3) as a video input."""
+    return image_input(pixels, geometry) if as_image else video_input(pixels, geometry)
+
+
 def batch_visual_tensors(visuals: Sequence[VisualInput | None]) -> dict[str, torch.Tensor]:
     """Model kwargs for a batch: ``pixel_values(_videos)`` and ``image/video_grid_thw`` in batch order."""
     tensors: dict[str, torch.Tensor] = {}

@@ -1,0 +1,53 @@
+"""``ray_jobs.train_mllm`` end to end on a small real world (mp4s): artifact layout, metrics, engine reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ray_jobs import build_tree, curate, make_world, train_mllm
+from serendip.data.artifacts import read_manifest
+from serendip.data.curation import load_curation
+from triton_models.mllm.contexts import load_context
+from triton_models.mllm.engine import TorchPlannerEngine
+
+
+@pytest.fixture(scope="module")
+def artifacts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 96-item world (24 leaves, 32-pixel videos), its taxonomy tree and a 2-frame curation."""
+    root = tmp_path_factory.mktemp("mllm-jobs")
+    world_options = "--items 96 --users 160 --branching 2,2,3,2 --frame-size 32 --num-frames 8 --with-taxonomy"
+    make_world.main([*world_options.split(), "--workers", "1", "--artifacts", str(root), "--quiet"])
+    build_tree.main(["--world", str(root / "world"), "--workers", "1", "--artifacts", str(root), "--quiet"])
+    curate.main(["--world", str(root / "world"), "--tree", str(root / "tree"), "--top-k", "3",
+                 "--frame-counts", "2", "--no-thumbnail", "--artifacts", str(root), "--quiet"])  # fmt: skip
+    return root
+
+
+def test_train_job_publishes_a_servable_artifact(artifacts_root: Path) -> None:
+    published = train_mllm.main(
+        ["--curation", str(artifacts_root / "curation"), "--artifacts", str(artifacts_root), "--frames", "2",
+         "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2", "--max-reasoning-chars", "80",
+         "--heldout-limit", "4", "--device", "cpu", "--quiet"]
+    )  # fmt: skip
+    expected_files = (
+        "planner.json grammar.ebnf descriptions.json metrics.json train_log.jsonl curves_recall.png "
+        "curves_match_rate.png model/config.json model/model.safetensors model/tokenizer.json model/vision.json "
+        "model/preprocessor_config.json checkpoints/step-000002/config.json"
+    )
+    for name in expected_files.split():
+        assert (published / name).is_file(), name
+    manifest = read_manifest(published)
+    assert manifest["kind"] == "mllm" and manifest["inputs"]["curation"]["kind"] == "curation"
+    metrics = json.loads((published / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"popularity", "random"} and metrics["training"]["steps"] == 3
+    assert 0 <= metrics["model"]["recall"] <= metrics["model"]["recall@5"] <= 1
+
+    engine = TorchPlannerEngine.from_artifact(published, device="cpu")
+    curation = load_curation(artifacts_root / "curation")
+    row = curation.curation.examples.iloc[0]
+    context = load_context(row["context_item_id"], row["title"], engine.spec.visual, row["video_path"])
+    plan = engine.rank_clusters([context], n=3)[0]
+    assert len(plan) == 3 and all(entry.cluster_id in engine.descriptions for entry in plan)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_jobs import build_tree, curate, make_world, train_mllm
+from ray_jobs import build_tree, curate, make_world, mllm_ablations, train_mllm
 from serendip.data.artifacts import read_manifest
 from serendip.data.curation import load_curation
 from triton_models.mllm.contexts import load_context
@@ -16,13 +16,13 @@ from triton_models.mllm.engine import TorchPlannerEngine
 
 @pytest.fixture(scope="module")
 def artifacts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 96-item world (24 leaves, 32-pixel videos), its taxonomy tree and a 2-frame curation."""
+    """A 96-item world (24 leaves, 32-pixel videos), its taxonomy tree and a 1/2-frame + thumbnail curation."""
     root = tmp_path_factory.mktemp("mllm-jobs")
     world_options = "--items 96 --users 160 --branching 2,2,3,2 --frame-size 32 --num-frames 8 --with-taxonomy"
     make_world.main([*world_options.split(), "--workers", "1", "--artifacts", str(root), "--quiet"])
     build_tree.main(["--world", str(root / "world"), "--workers", "1", "--artifacts", str(root), "--quiet"])
     curate.main(["--world", str(root / "world"), "--tree", str(root / "tree"), "--top-k", "3",
-                 "--frame-counts", "2", "--no-thumbnail", "--artifacts", str(root), "--quiet"])  # fmt: skip
+                 "--frame-counts", "1,2", "--artifacts", str(root), "--quiet"])  # fmt: skip
     return root
 
 
@@ -51,3 +51,18 @@ def test_train_job_publishes_a_servable_artifact(artifacts_root: Path) -> None:
     context = load_context(row["context_item_id"], row["title"], engine.spec.visual, row["video_path"])
     plan = engine.rank_clusters([context], n=3)[0]
     assert len(plan) == 3 and all(entry.cluster_id in engine.descriptions for entry in plan)
+
+
+def test_ablation_runner_writes_table_and_figures(artifacts_root: Path, tmp_path: Path) -> None:
+    report = mllm_ablations.main(
+        ["--curation", str(artifacts_root / "curation"), "--figures", "fig5_thumbnail", "--report-dir",
+         str(tmp_path), "--steps", "2", "--batch-size", "4", "--checkpoint-every", "1", "--max-reasoning-chars",
+         "40", "--heldout-limit", "3", "--device", "cpu", "--quiet"]
+    )  # fmt: skip
+    table = json.loads((report / "table.json").read_text())
+    assert [row["run"] for row in table["runs"]] == ["video_cot-thumbnail", "video_cot-1"]
+    assert all(row["steps"] == 2 and 0 <= row["recall"] <= 1 for row in table["runs"])
+    assert "popularity baseline" in (report / "table.md").read_text()
+    for name in ("fig5_thumbnail_recall.png", "fig5_thumbnail_match_rate.png", "runs/video_cot-1/train_log.jsonl"):
+        assert (report / name).is_file(), name
+    assert not (report / "runs" / "video_cot-1" / "model").exists()

@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from pathlib import Path
 
+from planner.loading import load_planner
 from planner.service import PlannerServicer, planner_binding
-from serendip.service.cli import add_server_arguments, run_service
+from serendip.service.cli import add_server_arguments
+from serendip.service.logs import configure_logging
+from serendip.service.server import GrpcService, serve_until_signalled
 
 DEFAULT_PORT = 50061
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and serve until SIGTERM/SIGINT."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m planner",
         description=(
             "serendip.v1.Planner: names interest clusters that are new to the viewer yet related to the "
-            "context video (different node at the planning level, same node one level up). Exposes "
-            "grpc.health.v1 and server reflection; binds loopback unless --host says otherwise."
+            "context video (different node at the planning level, same node one level up), from the "
+            "precomputed plan table (CACHE), the MLLM on Triton (LIVE) or a log-based policy (FALLBACK). "
+            "Exposes grpc.health.v1 and server reflection; binds loopback unless --host says otherwise. "
+            "Without --curation it only validates requests and answers FAILED_PRECONDITION."
         ),
     )
+    artifacts = parser.add_argument_group("artifacts")
+    artifacts.add_argument("--curation", type=Path, help="curation artifact: cluster tree, level, δ, fallback data")
+    artifacts.add_argument("--plans", type=Path, help="artifacts root or plans kind dir; new versions hot-reload")
+    artifacts.add_argument(
+        "--items", type=Path, help="items.parquet or world artifact, for LIVE pixels of cache misses"
+    )
+    artifacts.add_argument("--triton-url", help="Triton gRPC host:port serving the `mllm` model (LIVE); off if unset")
+    artifacts.add_argument("--retriever", help="Retriever host:port, needed by Recommend")
+    artifacts.add_argument("--plans-poll-s", type=float, default=1.0, help="plan table poll period (default: 1)")
     add_server_arguments(parser, DEFAULT_PORT)
-    args = parser.parse_args(argv)
-    run_service([planner_binding(PlannerServicer())], args)
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Serve until SIGTERM/SIGINT, watching the plan table meanwhile."""
+    planner = None
+    if args.curation is not None:
+        planner = load_planner(args.curation, args.plans, args.items, args.triton_url, args.plans_poll_s)
+    service = GrpcService(
+        [planner_binding(PlannerServicer(planner, args.retriever))],
+        host=args.host,
+        port=args.port,
+        grace_s=args.grace_s,
+        metrics_port=args.metrics_port,
+    )
+    watcher = asyncio.create_task(planner.plans.watch()) if planner and planner.plans else None
+    try:
+        await serve_until_signalled([service])
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and serve."""
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

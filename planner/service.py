@@ -1,33 +1,123 @@
-"""The Planner servicer: validates requests, then plans (once artifacts exist)."""
+"""The Planner servicer: Plan (CACHE | LIVE | FALLBACK) and Recommend (Plan, then Retriever)."""
 
 from __future__ import annotations
 
+import math
+
 import grpc
 
+from planner.content import content_from_request
+from planner.planning import Planner, PlanOutcome
 from planner.validation import validate_plan_request, validate_recommend_request
-from serendip.service.errors import FailedPreconditionError
+from serendip.service.deadlines import remaining_budget_s
+from serendip.service.errors import FailedPreconditionError, NotFoundError, UnavailableError
 from serendip.service.server import ServiceBinding
-from serendip.v1 import planner_pb2, planner_pb2_grpc
+from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc, retriever_pb2, retriever_pb2_grpc
 
 NO_ARTIFACTS = (
-    "no model/artifacts loaded: this Planner build validates requests but has no plan table or MLLM to answer from yet"
+    "no model/artifacts loaded: start the Planner with --curation (cluster tree and fallback policy); "
+    "see `python -m planner --help`"
 )
+DEFAULT_BUDGET_S = 2.0
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
-    """serendip.v1.Planner. Without loaded artifacts every valid call is FAILED_PRECONDITION."""
+    """serendip.v1.Planner; without a Planner every valid call is FAILED_PRECONDITION."""
+
+    def __init__(self, planner: Planner | None = None, retriever_address: str | None = None) -> None:
+        self.planner = planner
+        self.retriever_address = retriever_address
+        self._retriever: retriever_pb2_grpc.RetrieverStub | None = None
+
+    def _ready(self) -> Planner:
+        if self.planner is None:
+            raise FailedPreconditionError(NO_ARTIFACTS)
+        return self.planner
+
+    def _cluster_ref(self, cluster_id: str) -> common_pb2.ClusterRef:
+        node = self._ready().tree.node(cluster_id)
+        return common_pb2.ClusterRef(cluster_id=node.node_id, level=node.level, description=node.description)
+
+    async def _plan(self, request, n: int, context: grpc.aio.ServicerContext) -> PlanOutcome:
+        planner = self._ready()
+        has_content = request.HasField("context_content")
+        content = content_from_request(request.context_content) if has_content else None
+        history = [event.item_id for event in request.recent_history.events]
+        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.01)
+        return await planner.plan(request.context_item.item_id, content, history, n, budget)
+
+    def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:
+        return planner_pb2.PlanResponse(
+            clusters=[
+                planner_pb2.PlannedCluster(
+                    cluster=self._cluster_ref(c.cluster_id),
+                    score=c.score,
+                    reasoning=c.reasoning if include_reasoning else "",
+                )
+                for c in outcome.clusters
+            ],
+            source=outcome.source.value,
+            plan_version=outcome.version,
+            context_cluster=self._cluster_ref(outcome.context_cluster) if outcome.context_cluster else None,
+        )
 
     async def Plan(
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.PlanResponse:
-        validate_plan_request(request)
-        raise FailedPreconditionError(NO_ARTIFACTS)
+        n = validate_plan_request(request)
+        outcome = await self._plan(request, n, context)
+        return self._plan_response(outcome, request.include_reasoning)
 
     async def Recommend(
         self, request: planner_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.RecommendResponse:
-        validate_recommend_request(request)
-        raise FailedPreconditionError(NO_ARTIFACTS)
+        num_items, num_clusters = validate_recommend_request(request)
+        if self.retriever_address is None:
+            raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
+        outcome = await self._plan(request, num_clusters, context)
+        plan = self._plan_response(outcome, include_reasoning=True)
+        retrieve = retriever_pb2.RetrieveRequest(
+            history=request.recent_history,
+            cluster_ids=[c.cluster.cluster_id for c in plan.clusters],
+            k=num_items,
+            exclude_item_ids=[*request.exclude_item_ids, request.context_item.item_id],
+            per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
+        )
+        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.005)
+        try:
+            retrieved = await self._retriever_stub().Retrieve(retrieve, timeout=budget)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFoundError("plan", f"Retriever does not know a planned cluster: {error.details()}") from error
+            raise UnavailableError(f"Retriever at {self.retriever_address}: {error.code().name}") from error
+        context_parent = self._context_parent(outcome)
+        return planner_pb2.RecommendResponse(
+            items=[self._recommended(item, context_parent) for item in retrieved.items], plan=plan
+        )
+
+    def _context_parent(self, outcome: PlanOutcome) -> str:
+        planner = self._ready()
+        if outcome.context_cluster is None:
+            return ""
+        parent = planner.tree.parent(outcome.context_cluster)
+        return planner.tree.description(parent) if parent else ""
+
+    def _recommended(self, item: retriever_pb2.RetrievedItem, context_parent: str) -> planner_pb2.RecommendedItem:
+        tree = self._ready().tree
+        path = tree.path_of(item.item_id)[: self._ready().level] if item.item_id in tree else ()
+        related = f", related through {context_parent!r}" if context_parent else ""
+        return planner_pb2.RecommendedItem(
+            item_id=item.item_id,
+            score=item.score,
+            cluster_path=[self._cluster_ref(node) for node in path],
+            reason=f"new to you: {item.cluster.description!r}{related}",
+        )
+
+    def _retriever_stub(self) -> retriever_pb2_grpc.RetrieverStub:
+        if self._retriever is None:
+            channel = grpc.aio.insecure_channel(self.retriever_address)
+            self._retriever = retriever_pb2_grpc.RetrieverStub(channel)
+        return self._retriever
 
 
 def planner_binding(servicer: PlannerServicer) -> ServiceBinding:

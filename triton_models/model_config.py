@@ -19,11 +19,19 @@ class TensorSpec:
     data_type: str
     dims: tuple[int, ...]
     optional: bool = False
+    ragged: bool = False
+    """Let the dynamic batcher group requests whose shapes differ (the model handles each request)."""
 
 
 def _inputs(specs: Sequence[TensorSpec]) -> list[mc.ModelInput]:
     return [
-        mc.ModelInput(name=s.name, data_type=mc.DataType.Value(s.data_type), dims=list(s.dims), optional=s.optional)
+        mc.ModelInput(
+            name=s.name,
+            data_type=mc.DataType.Value(s.data_type),
+            dims=list(s.dims),
+            optional=s.optional,
+            allow_ragged_batch=s.ragged,
+        )
         for s in specs
     ]
 

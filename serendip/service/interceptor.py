@@ -44,22 +44,23 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
 def _guarded(method: str, behaviour: UnaryHandler) -> UnaryHandler:
     async def handle(request: object, context: grpc.aio.ServicerContext) -> object:
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
         try:
-            return await behaviour(request, context)
+            response = await behaviour(request, context)
         except ServiceError as error:
-            code = error.grpc_code
-            LOGGER.info("request rejected", extra={"method": method, "code": code.name, "detail": str(error)})
-            await context.abort(code, str(error))
+            code, message = error.grpc_code, str(error)
+            LOGGER.info("request rejected", extra={"method": method, "code": code.name, "detail": message})
         except (grpc.aio.AbortError, asyncio.CancelledError):
-            code = context.code() or grpc.StatusCode.CANCELLED
+            observe_request(method, (context.code() or grpc.StatusCode.CANCELLED).name, time.perf_counter() - started)
             raise
         except Exception:
-            code = grpc.StatusCode.INTERNAL
-            error_id = uuid.uuid4().hex[:12]
+            code, error_id = grpc.StatusCode.INTERNAL, uuid.uuid4().hex[:12]
+            message = f"internal error (id {error_id}); see the server log"
             LOGGER.exception("unhandled error", extra={"method": method, "error_id": error_id})
-            await context.abort(code, f"internal error (id {error_id}); see the server log")
-        finally:
-            observe_request(method, code.name, time.perf_counter() - started)
+        else:
+            observe_request(method, grpc.StatusCode.OK.name, time.perf_counter() - started)
+            return response
+        # Counted before aborting, so the metric is visible by the time the caller sees the status.
+        observe_request(method, code.name, time.perf_counter() - started)
+        await context.abort(code, message)
 
     return handle

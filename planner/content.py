@@ -1,0 +1,96 @@
+"""Pixels and titles of context videos: from the request (JPEG bytes) or from the item store (mp4 files)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from serendip.data.artifacts import resolve_artifact
+from serendip.data.errors import DataError
+from serendip.data.frames import load_image, sample_frames
+from serendip.data.schema import load_items
+from serendip.service.errors import InvalidArgumentError
+from serendip.v1 import common_pb2
+
+MAX_PIXELS_PER_IMAGE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ContextContent:
+    """What the MLLM may look at for one context item."""
+
+    title: str
+    frames: np.ndarray | None
+    thumbnail: np.ndarray | None
+
+    @property
+    def has_pixels(self) -> bool:
+        """True when frames or a thumbnail are present."""
+        return self.frames is not None or self.thumbnail is not None
+
+
+def decode_jpeg(data: bytes, field: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from JPEG bytes; InvalidArgumentError naming ``field`` when undecodable or huge."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS_PER_IMAGE:
+                raise InvalidArgumentError(field, f"image is {image.width}x{image.height}; at most 1 megapixel")
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InvalidArgumentError(field, f"is not a decodable JPEG image ({error})") from None
+
+
+def content_from_request(content: common_pb2.VideoContent) -> ContextContent:
+    """Decode the request's frames and thumbnail; frames must share one size."""
+    frames = None
+    if content.frames_jpeg:
+        decoded = [
+            decode_jpeg(frame, f"context_content.frames_jpeg[{i}]") for i, frame in enumerate(content.frames_jpeg)
+        ]
+        if len({frame.shape for frame in decoded}) > 1:
+            raise InvalidArgumentError("context_content.frames_jpeg", "all frames must have the same size")
+        frames = np.stack(decoded)
+    thumbnail = (
+        decode_jpeg(content.thumbnail_jpeg, "context_content.thumbnail_jpeg") if content.thumbnail_jpeg else None
+    )
+    return ContextContent(content.title, frames, thumbnail)
+
+
+class ItemStore:
+    """Catalogue titles and media paths, for LIVE planning of items the request sends no pixels for."""
+
+    def __init__(self, items: pd.DataFrame) -> None:
+        self._rows = items.set_index("item_id")[["title", "video_path", "thumbnail_path"]].to_dict("index")
+
+    @classmethod
+    def load(cls, path: Path) -> ItemStore:
+        """``items.parquet`` itself, or a world artifact holding one (validated; bad rows are skipped)."""
+        path = Path(path)
+        items_path = path if path.suffix == ".parquet" else resolve_artifact(path, "world") / "items.parquet"
+        items, _report = load_items(items_path)
+        return cls(items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._rows
+
+    def title(self, item_id: str) -> str:
+        """The item's title ('' when unknown)."""
+        return (self._rows.get(item_id) or {}).get("title") or ""
+
+    def content(self, item_id: str, num_frames: int, want_thumbnail: bool) -> ContextContent:
+        """Decode ``num_frames`` uniformly sampled frames and/or the thumbnail; missing media stay None."""
+        row = self._rows.get(item_id) or {}
+        frames = thumbnail = None
+        try:
+            if num_frames > 0 and row.get("video_path"):
+                frames = sample_frames(row["video_path"], num_frames).frames
+            if want_thumbnail and row.get("thumbnail_path"):
+                thumbnail = load_image(row["thumbnail_path"])
+        except (DataError, OSError):
+            pass  # unreadable media: the planner falls back
+        return ContextContent(row.get("title") or "", frames, thumbnail)

@@ -1,0 +1,42 @@
+"""Assemble a Planner from artifacts: curation (tree + fallback), plan table, item store, Triton URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.content import ItemStore
+from planner.fallback import FallbackPolicy
+from planner.live import MllmClient
+from planner.plan_table import PLANS_KIND, PlanTableWatcher
+from planner.planning import Planner
+from serendip.data.curation import load_curation
+
+
+def load_planner(
+    curation_path: Path,
+    plans_root: Path | None = None,
+    items_path: Path | None = None,
+    triton_url: str | None = None,
+    plans_poll_s: float = 1.0,
+) -> Planner:
+    """A Planner at the curation's planning level and δ.
+
+    ``plans_root`` is an artifacts root or a ``plans`` kind directory; it is watched, so a version
+    published later is picked up without a restart.
+    """
+    curation = load_curation(curation_path)
+    level, delta = int(curation.manifest["parameters"]["level"]), int(curation.manifest["parameters"]["delta"])
+    plans = None
+    if plans_root is not None:
+        kind_dir = Path(plans_root) / PLANS_KIND if (Path(plans_root) / PLANS_KIND).is_dir() else Path(plans_root)
+        plans = PlanTableWatcher(kind_dir, poll_s=plans_poll_s)
+        plans.reload_if_changed()
+    return Planner(
+        tree=curation.tree,
+        level=level,
+        delta=delta,
+        fallback=FallbackPolicy.from_candidates(curation.curation.candidates, curation.tree, level, delta),
+        plans=plans,
+        mllm=MllmClient(triton_url) if triton_url else None,
+        items=ItemStore.load(items_path) if items_path else None,
+    )

@@ -1,0 +1,100 @@
+"""Planner building blocks on hand-made inputs: demotion, coalescing, fallback ranking, plan-table reload."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from planner.content import content_from_request, decode_jpeg
+from planner.fallback import FallbackPolicy
+from planner.live import Coalescer
+from planner.plan_table import PlanTable, PlanTableWatcher, plan_rows, publish_plan_table
+from planner.planning import Planned, demote_recent
+from serendip.service.errors import InvalidArgumentError
+from serendip.v1 import common_pb2
+from tests.retriever.chain_world import build_tree
+
+
+def test_demote_recent_moves_consumed_clusters_last() -> None:
+    plan = [Planned("a", 3.0), Planned("b", 2.0), Planned("c", 1.0), Planned("d", 0.0)]
+    assert [p.cluster_id for p in demote_recent(plan, {"a", "c"}, 3)] == ["b", "d", "a"]
+    assert [p.cluster_id for p in demote_recent(plan, set(), 2)] == ["a", "b"]
+
+
+def test_coalescer_runs_identical_concurrent_work_once() -> None:
+    calls = []
+
+    async def work() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return "plan"
+
+    async def scenario() -> list[str]:
+        coalescer = Coalescer()
+        results = await asyncio.gather(*(coalescer.run(("v1", 3), work, timeout_s=2) for _ in range(10)))
+        assert len(coalescer) == 0
+        return list(results)
+
+    assert asyncio.run(scenario()) == ["plan"] * 10
+    assert len(calls) == 1
+
+
+def test_fallback_ranks_siblings_by_smoothed_satisfaction() -> None:
+    tree = build_tree()  # c3-000 and c3-001 are siblings under c2-00; items i00-i04 live in c3-000
+    candidates = pd.DataFrame(
+        {
+            "context_item_id": ["i00", "i01", "i10"],
+            "cluster_id": ["c3-001", "c3-001", "c3-011"],
+            "satisfaction": [0.9, 0.7, 0.2],
+            "pairs": [4, 4, 2],
+        }
+    )
+    policy = FallbackPolicy.from_candidates(candidates, tree, level=3, delta=1, smoothing=2.0)
+    prior = (0.9 * 4 + 0.7 * 4 + 0.2 * 2) / 10
+    (only,) = policy.for_cluster("c3-000")
+    assert only.cluster_id == "c3-001"
+    assert only.score == pytest.approx((0.9 * 4 + 0.7 * 4 + prior * 2) / (8 + 2))
+    assert [c.cluster_id for c in policy.for_cluster("c3-010")] == ["c3-011"]
+    assert policy.for_cluster("c3-010")[0].score == pytest.approx((0.2 * 2 + prior * 2) / 4)
+    assert {c.cluster_id for c in policy.for_cluster(None)} == set(tree.nodes_at(3))
+
+
+def test_plan_table_watcher_swaps_to_new_versions(tmp_path: Path) -> None:
+    watcher = PlanTableWatcher(tmp_path / "plans")
+    assert not watcher.reload_if_changed() and watcher.table is None
+    first = publish_plan_table(tmp_path, plan_rows("v1", [("c3-001", -1.0, "why")]), {"run": 1})
+    assert watcher.reload_if_changed()
+    assert watcher.table.version == first.name
+    assert watcher.table.get("v1")[0].cluster_id == "c3-001" and watcher.table.get("v1")[0].reasoning == "why"
+    assert not watcher.reload_if_changed()
+    old_table = watcher.table
+    publish_plan_table(tmp_path, plan_rows("v1", [("c3-011", -0.5, ""), ("c3-001", -2.0, "")]), {"run": 2})
+    assert watcher.reload_if_changed()
+    assert [c.cluster_id for c in watcher.table.get("v1")] == ["c3-011", "c3-001"]
+    assert old_table.get("v1")[0].cluster_id == "c3-001"  # readers of the old version are unaffected
+    assert PlanTable.load(tmp_path).version == watcher.table.version
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 128, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_request_content_is_decoded_and_checked() -> None:
+    content = content_from_request(
+        common_pb2.VideoContent(frames_jpeg=[_jpeg(16, 8)] * 3, thumbnail_jpeg=_jpeg(8, 8), title="t")
+    )
+    assert content.frames.shape == (3, 8, 16, 3) and content.thumbnail.shape == (8, 8, 3) and content.has_pixels
+    with pytest.raises(InvalidArgumentError, match=r"context_content.frames_jpeg\[1\]: is not a decodable JPEG"):
+        content_from_request(common_pb2.VideoContent(frames_jpeg=[_jpeg(8, 8), b"garbage"]))
+    with pytest.raises(InvalidArgumentError, match="same size"):
+        content_from_request(common_pb2.VideoContent(frames_jpeg=[_jpeg(8, 8), _jpeg(16, 8)]))
+    with pytest.raises(InvalidArgumentError, match="at most 1 megapixel"):
+        decode_jpeg(_jpeg(1100, 1000), "context_content.thumbnail_jpeg")

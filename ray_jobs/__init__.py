@@ -1,0 +1,1 @@
+"""Offline jobs (``python -m ray_jobs.<job>``): world generation, tree building, curation, training, inference."""

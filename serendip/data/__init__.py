@@ -1,0 +1,1 @@
+"""Data layer: input schema, synthetic world, cluster tree, serendipity curation, frame sampling."""

@@ -1,0 +1,125 @@
+"""Tree building: balanced k-means, the 4-level k-means tree of the test world, taxonomy import."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serendip.data.cluster_tree import ClusterTree, level_column
+from serendip.data.errors import TreeError
+from serendip.data.tree_builder import (
+    TreeBuild,
+    TreeBuildConfig,
+    balanced_kmeans,
+    build_tree,
+    distinctive_words,
+    import_taxonomy,
+    tree_report,
+)
+from serendip.data.world import World
+from tests.data.worlds import TEST_BRANCHING
+
+
+def _blobs(sizes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = np.vstack([centre + rng.normal(0, 0.5, (size, 2)) for centre, size in zip(centres, sizes, strict=False)])
+    return points, np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_balanced_kmeans_equalises_sizes_at_zero_tolerance() -> None:
+    points, _ = _blobs([50, 30, 20])
+    labels = balanced_kmeans(points, 3, size_tolerance=0.0)
+    assert sorted(np.bincount(labels)) == [33, 33, 34]
+
+
+def test_balanced_kmeans_recovers_unequal_blobs_within_a_loose_tolerance() -> None:
+    points, truth = _blobs([50, 30, 20])
+    labels = balanced_kmeans(points, 3, size_tolerance=0.6)  # capacity 53.3 >= 50
+    assert pd.crosstab(labels, truth).max(axis=1).sum() == 100
+
+
+def test_balanced_kmeans_by_mass_caps_each_cluster() -> None:
+    points, _ = _blobs([60, 40])
+    mass = np.where(np.arange(100) < 60, 2.0, 1.0)  # total 160, capacity 80
+    labels = balanced_kmeans(points, 2, mass=mass)
+    assert [mass[labels == cluster].sum() for cluster in range(2)] == [80.0, 80.0]
+    with pytest.raises(TreeError, match="cannot split 2 items into 3 clusters"):
+        balanced_kmeans(points[:2], 3)
+    heavy = np.r_[100.0, np.ones(99)]  # one item heavier than a cluster's share still leaves room for others
+    labels = balanced_kmeans(points, 2, mass=heavy, min_members=10)
+    assert min(np.bincount(labels)) >= 10
+
+
+def test_kmeans_tree_has_four_balanced_levels(kmeans_build: TreeBuild, world: World) -> None:
+    tree = kmeans_build.tree
+    assert kmeans_build.method == "kmeans"
+    assert tree.num_levels == 4
+    assert set(tree.item_ids) == set(world.items["item_id"])
+    nodes_per_level = np.cumprod(TEST_BRANCHING)
+    report = tree_report(tree, world.items, world.ground_truth)
+    for level, expected_nodes in enumerate(nodes_per_level, start=1):
+        entry = report["levels"][str(level)]
+        assert entry["nodes"] == expected_nodes
+        # size tolerance 0: every node holds floor or ceil of n / nodes items
+        share = len(world.items) / expected_nodes
+        assert math.floor(share) <= entry["items_min"] <= entry["items_max"] <= math.ceil(share)
+        assert entry["nmi"] > 0.8
+    descriptions = [tree.description(node) for level in range(1, 5) for node in tree.nodes_at(level)]
+    assert len(descriptions) == len(set(descriptions))
+    assert all(description.strip() for description in descriptions)
+
+
+def test_kmeans_descriptions_use_distinctive_title_words(kmeans_tree: ClusterTree, world: World) -> None:
+    words = set(" ".join(world.items["title"]).split())
+    for node in kmeans_tree.nodes_at(3):
+        assert set(kmeans_tree.description(node).split()) <= words
+
+
+def test_taxonomy_import_reproduces_the_true_tree(world: World) -> None:
+    labels = world.true_tree.item_nodes_frame().set_index("item_id")
+    items = world.items.assign(
+        taxonomy=[
+            [world.true_tree.description(labels.at[item, level_column(level)]) for level in range(1, 5)]
+            for item in world.items["item_id"]
+        ]
+    )
+    build = build_tree(items, TreeBuildConfig())  # method auto -> taxonomy
+    assert build.method == "taxonomy"
+    report = tree_report(build.tree, items, world.ground_truth)
+    assert all(entry["nmi"] == 1.0 and entry["purity"] == 1.0 for entry in report["levels"].values())
+    assert sorted(build.tree.descriptions(3)) == sorted(world.true_tree.descriptions(3))
+
+
+def test_taxonomy_labels_shared_by_several_nodes_are_disambiguated() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "title": ["", "", ""],
+            "impressions": [1, 1, 1],
+            "taxonomy": [
+                ["food", "baking", "other", "x"],
+                ["food", "grilling", "other", "y"],
+                ["sport", "golf", "putt", "z"],
+            ],
+        }
+    )
+    tree = import_taxonomy(items)
+    assert sorted(tree.descriptions(3)) == ["other (baking)", "other (grilling)", "putt"]
+    assert tree.node_of("a", 3) != tree.node_of("b", 3)
+    with pytest.raises(TreeError, match="1 of 3 items have no taxonomy"):
+        import_taxonomy(items.assign(taxonomy=[None, *items["taxonomy"][1:]]))
+
+
+def test_distinctive_words_rank_words_frequent_here_and_rare_elsewhere() -> None:
+    ranked = distinctive_words(
+        {
+            "n1": ["kayak river tips", "kayak lake", "river kayak"],
+            "n2": ["pizza dough tips", "pizza oven", "dough rising"],
+        }
+    )
+    assert ranked["n1"][:2] == ["kayak", "river"]
+    assert ranked["n2"][:2] == ["dough", "pizza"]

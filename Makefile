@@ -10,6 +10,8 @@ INSTALLED := $(VENV)/.serendip-installed
 PROTO_SRC := $(wildcard protos/serendip/v1/*.proto)
 PROTO_STAMP := serendip/v1/__init__.py
 ARTIFACTS ?= artifacts
+ENGINE ?= torch
+DEVICE ?= cpu
 # pip prints one "Location ... is ignored" line per package for this machine's local mirrors.
 PIP_QUIET := grep -v -e '^WARNING: Location' -e '^$$' || true
 
@@ -56,9 +58,8 @@ demo: setup  ## The whole embedded pipeline on synthetic data, then serve and qu
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)
 
-build-engines: setup  ## Build the Triton model repository from trained artifacts (not yet: issue 5/8)
-	@echo "build-engines: not implemented yet; it needs the trained MLLM and SASRec (see README, Status)" >&2
-	@exit 2
+build-engines: setup  ## Triton model repository from the trained MLLM and SASRec (ENGINE=torch|tensorrt_llm DEVICE=cpu|cuda)
+	$(BIN)/python -m triton_models.build_engines --artifacts $(ARTIFACTS) --engine $(ENGINE) --device $(DEVICE)
 
 bench: setup  ## Benchmarks; results in bench/results/<date>.json
 	$(BIN)/python -m bench.run --output-dir bench/results

@@ -21,14 +21,14 @@ def load_planner(
 ) -> Planner:
     """A Planner at the curation's planning level and δ.
 
-    ``plans_root`` is an artifacts root or a ``plans`` kind directory; it is watched, so a version
-    published later is picked up without a restart.
+    ``plans_root`` is an artifacts root or its ``plans`` kind directory, which need not exist yet: it is
+    watched, so a version published later is picked up without a restart.
     """
     curation = load_curation(curation_path)
     level, delta = int(curation.manifest["parameters"]["level"]), int(curation.manifest["parameters"]["delta"])
     plans = None
     if plans_root is not None:
-        kind_dir = Path(plans_root) / PLANS_KIND if (Path(plans_root) / PLANS_KIND).is_dir() else Path(plans_root)
+        kind_dir = Path(plans_root) if Path(plans_root).name == PLANS_KIND else Path(plans_root) / PLANS_KIND
         plans = PlanTableWatcher(kind_dir, poll_s=plans_poll_s)
         plans.reload_if_changed()
     return Planner(

@@ -1,39 +1,36 @@
 """``python -m serendip.serve`` (``make serve``): tritonserver plus both gRPC services on loopback.
 
-Runs until Ctrl-C or SIGTERM, then stops the services gracefully and the server with SIGINT.
+Serves the newest artifacts under ``--artifacts``: the ``model_repository`` built by ``make build-engines``
+(Triton: ``mllm`` and ``seqrec``), ``sasrec`` + ``tree`` (Retriever), ``curation`` + ``plans`` + ``world``
+(Planner). Runs until Ctrl-C or SIGTERM, then stops the services gracefully and Triton with SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 
 from planner.__main__ import DEFAULT_PORT as PLANNER_PORT
+from planner.loading import load_planner
 from planner.service import PlannerServicer, planner_binding
 from retriever.__main__ import DEFAULT_PORT as RETRIEVER_PORT
+from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
+from serendip.data.artifacts import resolve_artifact
+from serendip.data.errors import ArtifactError
 from serendip.service.logs import configure_logging
 from serendip.service.server import DEFAULT_HOST, GrpcService, serve_until_signalled
+from triton_models.build_engines import REPOSITORY_KIND
 from triton_models.launcher import TritonServer
-
-LOGGER = logging.getLogger("serendip.serve")
-
-
-def model_repository_path(artifacts: Path) -> Path:
-    """Where ``make build-engines`` publishes the Triton model repository."""
-    return artifacts / "model_repository"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m serendip.serve",
-        description=(
-            "Start tritonserver on the model repository built by `make build-engines`, then the Planner "
-            "and Retriever gRPC services, all bound to loopback. Prints the addresses; Ctrl-C stops everything."
-        ),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--artifacts", type=Path, default=Path("artifacts"), help="artifact root (default: %(default)s)"
@@ -42,33 +39,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--planner-port", type=int, default=PLANNER_PORT, help="default: %(default)s")
     parser.add_argument("--retriever-port", type=int, default=RETRIEVER_PORT, help="default: %(default)s")
     parser.add_argument("--triton-port", type=int, default=0, help="Triton gRPC port; 0 picks a free one")
-    parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
+    parser.add_argument("--log-level", default="WARNING", help="default: %(default)s")
     return parser.parse_args(argv)
+
+
+class Stack:
+    """Triton plus the two services over one artifact root; start() then run(), stop() in any case."""
+
+    def __init__(self, artifacts: Path, host: str, planner_port: int, retriever_port: int, triton_port: int = 0):
+        self.artifacts = Path(artifacts)
+        self.host = host
+        self.triton = TritonServer(resolve_artifact(self.artifacts, REPOSITORY_KIND), host=host, grpc_port=triton_port)
+        self.retriever_address = f"{host}:{retriever_port}"
+        self.planner_port, self.retriever_port = planner_port, retriever_port
+
+    def _optional(self, kind: str) -> Path | None:
+        try:
+            return resolve_artifact(self.artifacts, kind)
+        except ArtifactError:
+            return None
+
+    def services(self) -> list[GrpcService]:
+        """Both gRPC services, wired to Triton and to each other."""
+        retrieval = load_retrieval_model(self.artifacts, self.artifacts, self.triton.grpc_url)
+        planner = load_planner(
+            resolve_artifact(self.artifacts, "curation"),
+            self.artifacts if self._optional("plans") else None,
+            self._optional("world"),
+            self.triton.grpc_url,
+        )
+        self.planner = planner
+        return [
+            GrpcService(
+                [planner_binding(PlannerServicer(planner, self.retriever_address))],
+                host=self.host,
+                port=self.planner_port,
+            ),
+            GrpcService([retriever_binding(RetrieverServicer(retrieval))], host=self.host, port=self.retriever_port),
+        ]
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (Triton must already be started)."""
+        services = self.services()
+        watcher = asyncio.create_task(self.planner.plans.watch()) if self.planner.plans else None
+        print(f"Planner       grpc://{self.host}:{self.planner_port}", flush=True)
+        print(f"Retriever     grpc://{self.retriever_address}", flush=True)
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            await serve_until_signalled(services)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted."""
     args = parse_args(argv)
     configure_logging(args.log_level)
-    repository = model_repository_path(args.artifacts)
-    triton = None
-    if repository.is_dir():
-        triton = TritonServer(repository, host=args.host, grpc_port=args.triton_port).start()
-        print(f"tritonserver  grpc://{triton.grpc_url}  (log: {triton.log_path})", flush=True)
-    else:
-        print(f"tritonserver  not started: no model repository at {repository} (run `make build-engines`)")
-    services = [
-        GrpcService([planner_binding(PlannerServicer())], host=args.host, port=args.planner_port),
-        GrpcService([retriever_binding(RetrieverServicer())], host=args.host, port=args.retriever_port),
-    ]
-    print(f"Planner       grpc://{args.host}:{args.planner_port}", flush=True)
-    print(f"Retriever     grpc://{args.host}:{args.retriever_port}", flush=True)
-    print("Ctrl-C to stop.", flush=True)
-    try:
-        asyncio.run(serve_until_signalled(services))
-    finally:
-        if triton is not None:
-            triton.stop()
+    stack = Stack(args.artifacts, args.host, args.planner_port, args.retriever_port, args.triton_port)
+    print(f"starting tritonserver on {stack.triton.model_repository} ...", flush=True)
+    with stack.triton:
+        print(f"tritonserver  grpc://{stack.triton.grpc_url}  (log: {stack.triton.log_path})", flush=True)
+        asyncio.run(stack.run())
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
 from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from serendip.service.server import GrpcService
+
+T = TypeVar("T")
 
 
 class BackgroundService:
@@ -20,19 +24,20 @@ class BackgroundService:
     def start(self, timeout_s: float = 30.0) -> str:
         """Start serving and return the bound ``host:port``."""
         self._thread.start()
-        self._submit(self.service.start()).result(timeout_s)
+        self.submit(self.service.start()).result(timeout_s)
         return self.service.address
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Graceful stop, then end the loop and join the thread."""
         if not self._thread.is_alive():
             return
-        self._submit(self.service.stop()).result(timeout_s)
+        self.submit(self.service.stop()).result(timeout_s)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout_s)
         self._loop.close()
 
-    def _submit(self, coroutine) -> Future:
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the service's event loop (e.g. a background watcher); cancel the future to stop it."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def __enter__(self) -> str:

@@ -1,0 +1,164 @@
+"""End to end on loopback: real tritonserver (mllm + seqrec), Retriever and Planner services."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+import tritonclient.grpc as grpcclient
+
+from planner.plan_table import plan_rows, publish_plan_table
+from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+
+Source = planner_pb2.PlanSource
+
+
+def _stub(address: str) -> planner_pb2_grpc.PlannerStub:
+    return planner_pb2_grpc.PlannerStub(grpc.insecure_channel(address))
+
+
+def _plan(stack, item_id: str, timeout: float = 20.0, **fields) -> planner_pb2.PlanResponse:
+    request = planner_pb2.PlanRequest(context_item=common_pb2.ItemRef(item_id=item_id), **fields)
+    return _stub(stack.planner_address).Plan(request, timeout=timeout)
+
+
+def _history(*item_ids: str) -> common_pb2.RecentHistory:
+    return common_pb2.RecentHistory(events=[common_pb2.HistoryEvent(item_id=i) for i in item_ids])
+
+
+def _assert_serendipitous(tree, item_id: str, response: planner_pb2.PlanResponse) -> None:
+    context_cluster = tree.node_of(item_id, 3)
+    assert response.context_cluster.cluster_id == context_cluster
+    for planned in response.clusters:
+        cluster = planned.cluster.cluster_id
+        assert cluster != context_cluster, "must differ at the planning level"
+        assert tree.parent(cluster) == tree.parent(context_cluster), "must share the level-(l-δ) node"
+        assert planned.cluster.level == 3 and planned.cluster.description == tree.description(cluster)
+
+
+def _uncached_item(stack, tree, offset: int = 0) -> str:
+    table = stack.planner.plans.table
+    items = [i for i in tree.item_ids if table is None or not table.get(i)]
+    return items[offset]
+
+
+def test_cache_miss_with_item_store_is_live_and_serendipitous(stack, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree)
+    response = _plan(stack, item_id, num_clusters=2, include_reasoning=True)
+    assert response.source == Source.PLAN_SOURCE_LIVE
+    assert len(response.clusters) == 2 and len({c.cluster.cluster_id for c in response.clusters}) == 2
+    _assert_serendipitous(pipeline_tree, item_id, response)
+    assert response.clusters[0].score >= response.clusters[1].score
+    assert response.clusters[0].reasoning  # video chain of thought comes back when asked for
+
+
+def test_identical_concurrent_live_requests_are_coalesced(stack, stack_triton, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=1)
+
+    def executions() -> int:
+        with grpcclient.InferenceServerClient(stack_triton.grpc_url) as client:
+            stats = client.get_inference_statistics("mllm", as_json=True)
+        return int(stats["model_stats"][0].get("inference_count", 0))
+
+    before = executions()
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: _plan(stack, item_id, num_clusters=2), range(8)))
+    assert {r.source for r in responses} == {Source.PLAN_SOURCE_LIVE}
+    assert len({tuple(c.cluster.cluster_id for c in r.clusters) for r in responses}) == 1
+    assert executions() - before == 1
+
+
+def test_recent_history_clusters_are_demoted(stack, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=2)
+    first = _plan(stack, item_id, num_clusters=1).clusters[0].cluster.cluster_id
+    consumed = pipeline_tree.items_in(first)[0]
+    again = _plan(stack, item_id, num_clusters=1, recent_history=_history(consumed))
+    assert again.clusters[0].cluster.cluster_id != first
+
+
+def test_plan_table_hot_reload_under_load(stack, pipeline, pipeline_tree) -> None:
+    item_id = pipeline_tree.item_ids[-1]
+    siblings = pipeline_tree.siblings(pipeline_tree.node_of(item_id, 3))
+    first = publish_plan_table(pipeline.root, plan_rows(item_id, [(siblings[0], -1.0, "first")]), {"run": 1})
+    deadline = time.monotonic() + 10
+    while _plan(stack, item_id).plan_version != first.name:
+        assert time.monotonic() < deadline, "the first plan table was never loaded"
+        time.sleep(0.1)
+    second_rows = plan_rows(item_id, [(siblings[-1], -0.5, "second")])
+
+    def hammer(_: int) -> planner_pb2.PlanResponse:
+        return _plan(stack, item_id, num_clusters=1, timeout=5)
+
+    with ThreadPoolExecutor(4) as pool:
+        under_load = pool.map(hammer, range(400))
+        second = publish_plan_table(pipeline.root, second_rows, {"run": 2})
+        responses = list(under_load)
+    assert {r.source for r in responses} == {Source.PLAN_SOURCE_CACHE}
+    assert {r.plan_version for r in responses} <= {first.name, second.name}
+    deadline = time.monotonic() + 10
+    while (latest := _plan(stack, item_id, include_reasoning=True)).plan_version != second.name:
+        assert time.monotonic() < deadline, "the second plan table was never picked up"
+        time.sleep(0.1)
+    assert latest.clusters[0].cluster.cluster_id == siblings[-1] and latest.clusters[0].reasoning == "second"
+
+
+def test_recommend_retrieves_inside_the_planned_clusters(stack, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=3)
+    request = planner_pb2.RecommendRequest(
+        context_item=common_pb2.ItemRef(item_id=item_id), num_items=6, num_clusters=2, recent_history=_history(item_id)
+    )
+    response = _stub(stack.planner_address).Recommend(request, timeout=20)
+    planned = {c.cluster.cluster_id for c in response.plan.clusters}
+    assert response.items and len(response.items) <= 6
+    for item in response.items:
+        assert item.item_id != item_id
+        assert [ref.level for ref in item.cluster_path] == [1, 2, 3]
+        assert item.cluster_path[-1].cluster_id in planned
+        assert pipeline_tree.node_of(item.item_id, 3) == item.cluster_path[-1].cluster_id
+        assert item.reason.startswith("new to you")
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "prefix"),
+    [
+        (
+            {"context_item": common_pb2.ItemRef(item_id="no-such-item")},
+            grpc.StatusCode.NOT_FOUND,
+            "context_item.item_id:",
+        ),
+        (
+            {"context_item": common_pb2.ItemRef(item_id="v0001"), "num_clusters": 99},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "num_clusters:",
+        ),
+        (
+            {
+                "context_item": common_pb2.ItemRef(item_id="v0001"),
+                "context_content": common_pb2.VideoContent(thumbnail_jpeg=b"not a jpeg"),
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "context_content.thumbnail_jpeg:",
+        ),
+    ],
+)
+def test_bad_plan_requests(stack, fields, code, prefix) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        _stub(stack.planner_address).Plan(planner_pb2.PlanRequest(**fields), timeout=10)
+    assert caught.value.code() == code and caught.value.details().startswith(prefix)
+
+
+def test_triton_down_falls_back_within_deadline(stack, stack_triton, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=4)
+    stack_triton.stop()
+    try:
+        started = time.monotonic()
+        response = _plan(stack, item_id, num_clusters=2, timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        assert response.source == Source.PLAN_SOURCE_FALLBACK
+        _assert_serendipitous(pipeline_tree, item_id, response)
+        short = _plan(stack, item_id, num_clusters=2, timeout=0.1)  # too short for LIVE at all
+        assert short.source == Source.PLAN_SOURCE_FALLBACK
+    finally:
+        stack_triton.start()

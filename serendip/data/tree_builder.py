@@ -16,7 +16,6 @@ k-means path (paper ref [3], items without a taxonomy):
 
 from __future__ import annotations
 
-import multiprocessing
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from tqdm import tqdm
 from serendip.data.cluster_tree import ClusterNode, ClusterTree, level_column, path_node_id
 from serendip.data.errors import ConfigError, TreeError, VideoDecodeError
 from serendip.data.frames import sample_frames
+from serendip.data.parallel import map_tasks
 
 TREE_LEVELS = 4
 TOKEN_PATTERN = r"(?u)\b[a-z][a-z]+\b"
@@ -148,12 +148,7 @@ def item_embeddings(items: pd.DataFrame, config: TreeBuildConfig, progress: bool
     errors: dict[str, str] = {}
     if config.visual_weight > 0 and with_video:
         tasks = [(video_paths[index], config.frames_per_item) for index in with_video]
-        bar = {"total": len(tasks), "desc": "visual features", "unit": "video", "disable": not progress}
-        if config.workers > 1:
-            with multiprocessing.get_context("fork").Pool(config.workers) as pool:
-                results = list(tqdm(pool.imap(_video_features, tasks, chunksize=32), **bar))
-        else:
-            results = [_video_features(task) for task in tqdm(tasks, **bar)]
+        results = map_tasks(_video_features, tasks, config.workers, "visual features", progress)
         for index, (features, error) in zip(with_video, results, strict=True):
             if features is None:
                 errors[str(items["item_id"].iat[index])] = str(error)

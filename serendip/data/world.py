@@ -26,9 +26,8 @@ visually rich contexts) > same level-3 cluster > other serendipitous > random (p
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from serendip.data.artifacts import ArtifactWriter, file_sha256, read_manifest, 
 from serendip.data.cluster_tree import ClusterNode, ClusterTree, level_column, path_node_id
 from serendip.data.errors import ConfigError
 from serendip.data.frames import encode_video, save_jpeg, select_thumbnail_index
+from serendip.data.parallel import map_tasks
 from serendip.data.schema import BadRowReport, load_dataset
 from serendip.data.vocabulary import (
     BOTTOM_COLOURS,
@@ -515,15 +515,7 @@ def _write_media(config: WorldConfig, specs: list[dict[str, Any]], directory: Pa
     (directory / "videos").mkdir()
     (directory / "thumbnails").mkdir()
     tasks = [(spec, str(directory), config.frame_size, config.num_frames, config.fps) for spec in specs]
-    bar_options = {"total": len(tasks), "desc": "encoding videos", "unit": "video", "disable": not progress}
-    results: Iterator[dict[str, Any]]
-    if config.workers > 1:
-        with multiprocessing.get_context("fork").Pool(config.workers) as pool:
-            results = pool.imap(_write_item_media, tasks, chunksize=16)
-            rows = list(tqdm(results, **bar_options))
-    else:
-        rows = [_write_item_media(task) for task in tqdm(tasks, **bar_options)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, "encoding videos", progress))
 
 
 def generate_world(

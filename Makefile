@@ -19,7 +19,7 @@ PIP_QUIET := grep -v -e '^WARNING: Location' -e '^$$' || true
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup protos test test-all lint demo serve build-engines bench clean
+.PHONY: help setup protos test test-all lint demo serve build-engines bench clean world tree curate data train-sasrec
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,20 @@ lint: setup  ## ruff check and format check
 
 demo: setup  ## The whole embedded pipeline on synthetic data, then serve and query it
 	$(BIN)/python -m serendip.demo --artifacts $(ARTIFACTS)
+
+world: setup  ## Synthetic demo world: 2,000 mp4s, 1,500 users (about 1 min)
+	$(BIN)/python -m ray_jobs.make_world --artifacts $(ARTIFACTS)
+
+tree: setup  ## 4-level cluster tree of the latest world, with a balance/NMI report
+	$(BIN)/python -m ray_jobs.build_tree --artifacts $(ARTIFACTS)
+
+curate: setup  ## Serendipitous SFT examples (every prompt variant) from the latest world and tree
+	$(BIN)/python -m ray_jobs.curate --artifacts $(ARTIFACTS)
+
+data: world tree curate  ## world -> tree -> curation
+
+train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluated against popularity
+	$(BIN)/python -m ray_jobs.train_sasrec --artifacts $(ARTIFACTS)
 
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)

@@ -74,12 +74,24 @@ def plan_rows(item_id: str, clusters: Iterable[tuple[str, float, str | None]]) -
 
 
 def publish_plan_table(
-    root: Path, rows: list[dict[str, Any]], parameters: dict[str, Any], inputs: dict[str, Any] | None = None
+    root: Path,
+    rows: list[dict[str, Any]] | pd.DataFrame,
+    parameters: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+    counts: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``rows`` as a new plans version under ``root`` and switch LATEST to it; returns the version dir."""
+    """Write ``rows`` as a new plans version under ``root`` and switch LATEST to it; returns the version dir.
+
+    ``extra_tables`` (file name -> table) are written beside ``plans.parquet`` in the same atomic version (e.g.
+    the batch job's ``processed.parquet``); ``counts`` are added to the manifest counts.
+    """
     frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     with ArtifactWriter(root, PLANS_KIND, parameters, inputs=inputs or {}) as writer:
         frame.to_parquet(writer.dir / PLANS_FILE, index=False)
+        for file_name, table in (extra_tables or {}).items():
+            table.to_parquet(writer.dir / file_name, index=False)
+        writer.counts.update(counts or {})
         writer.counts.update({"items": int(frame["item_id"].nunique()), "rows": len(frame)})
     return writer.final_dir
 

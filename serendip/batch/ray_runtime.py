@@ -1,0 +1,155 @@
+"""Ray plumbing shared by the batch jobs: connect or start Ray on loopback, size the pool, run shards.
+
+Both jobs hand :func:`run_shards` a list of shard specs (JSON-ready dicts); Ray Data maps them through a pool
+of actors (``compute=ActorPoolStrategy``), one shard per call, each actor built once (a decoder's settings, a
+model's weights). The driver only sees one small summary per shard, from which it shows items/s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+LOGGER = logging.getLogger(__name__)
+SUMMARY_COLUMNS = ("shard_id", "items", "errors", "seconds", "ready_at")
+"""What an actor returns per shard; ``ready_at`` is the wall time (epoch s) its constructor finished."""
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Use the running Ray, else connect to ``address`` (or ``$RAY_ADDRESS``, set by ``ray job submit``), else
+    start a local one on 127.0.0.1 with ``num_cpus``. True when this call connected or started Ray.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind loopback only (docs/platform.md)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    _quiet_ray_data()
+    return True
+
+
+def _quiet_ray_data() -> None:
+    """The jobs show their own per-stage progress; Ray Data's bars and stats would interleave with it."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.enable_auto_log_stats = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+    logging.getLogger("ray.data._internal.execution.streaming_executor").setLevel(logging.WARNING)
+
+
+def cluster_resource(name: str) -> int:
+    """Total amount of a resource (``"CPU"``, ``"GPU"``) in the connected cluster."""
+    import ray
+
+    return int(ray.cluster_resources().get(name, 0))
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Wall time and throughput of one stage of a job."""
+
+    stage: str
+    items: int
+    seconds: float
+    workers: int = 1
+    startup_seconds: float = 0.0
+    """Part of ``seconds`` before the first actor was ready (process start, imports, model load)."""
+
+    @property
+    def items_per_s(self) -> float:
+        """Items per wall-clock second (0 for an empty stage)."""
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def items_per_s_after_startup(self) -> float:
+        """Items per second once the first actor was ready."""
+        working = self.seconds - self.startup_seconds
+        return self.items / working if working > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        return {
+            "items": self.items,
+            "seconds": round(self.seconds, 3),
+            "items_per_s": round(self.items_per_s, 2),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "items_per_s_after_startup": round(self.items_per_s_after_startup, 2),
+            "workers": self.workers,
+        }
+
+    def line(self) -> str:
+        """One log line."""
+        startup = f", {self.startup_seconds:.1f} s to the first ready actor" if self.startup_seconds else ""
+        return (
+            f"{self.stage}: {self.items} items in {self.seconds:.2f} s "
+            f"({self.items_per_s:.1f} items/s, {self.workers} worker{'s' if self.workers != 1 else ''}{startup})"
+        )
+
+
+def run_shards(
+    stage: str,
+    specs: Sequence[dict[str, Any]],
+    worker_class: type,
+    worker_kwargs: dict[str, Any],
+    workers: int,
+    num_cpus: float,
+    num_gpus: float = 0,
+    progress: bool = True,
+) -> tuple[StageStats, list[dict[str, Any]]]:
+    """Map shard specs through an actor pool of ``workers`` ``worker_class(**worker_kwargs)`` actors.
+
+    A spec needs ``shard_id`` and ``items`` (a list); the actor's ``__call__`` receives a batch with one spec
+    (``batch["spec"]``, JSON) and returns SUMMARY_COLUMNS. Returns the stage figures and one summary per shard.
+    """
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    total_items = sum(len(spec["items"]) for spec in specs)
+    started, started_at = time.perf_counter(), time.time()
+    summaries: list[dict[str, Any]] = []
+    if specs:
+        workers = max(1, min(workers, len(specs)))
+        dataset = ray.data.from_items(
+            [{"spec": json.dumps(spec)} for spec in specs], override_num_blocks=len(specs)
+        ).map_batches(
+            worker_class,
+            fn_constructor_kwargs=worker_kwargs,
+            compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
+            batch_size=1,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+        )
+        with tqdm(total=total_items, desc=stage, unit="item", disable=not progress, smoothing=0.1) as bar:
+            for row in dataset.iter_rows():
+                summary = {column: row[column] for column in SUMMARY_COLUMNS}
+                summaries.append(summary)
+                bar.update(int(summary["items"]))
+    startup = min(summary["ready_at"] for summary in summaries) - started_at if summaries else 0.0
+    stats = StageStats(stage, total_items, time.perf_counter() - started, workers if specs else 0, max(0.0, startup))
+    LOGGER.info(stats.line())
+    return stats, sorted(summaries, key=lambda summary: summary["shard_id"])
+
+
+def spec_of(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shard specs of an actor's batch."""
+    return [json.loads(text) for text in batch["spec"]]
+
+
+def summary_batch(summaries: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """An actor's return value for the shards it processed."""
+    return {column: [summary[column] for summary in summaries] for column in SUMMARY_COLUMNS}

@@ -94,10 +94,11 @@ def show_recommendations(planner_address: str, items: pd.DataFrame, count: int) 
             print(f"\nwatching {item_id}: {titles.get(item_id, '')!r}")
             print(f"  its cluster: {plan.context_cluster.description!r}")
             print(f"  plan ({SOURCE_NAMES[plan.source]}, {plan.plan_version}):")
+            reasoning = next((planned.reasoning for planned in plan.clusters if planned.reasoning), "")
+            if reasoning:
+                print(textwrap.indent(textwrap.fill(f"MLLM's thought: {reasoning}", 96), "    "))
             for planned in plan.clusters:
                 print(f"    {planned.score:8.3f}  {planned.cluster.description!r}")
-                if planned.reasoning:
-                    print(textwrap.indent(textwrap.fill(f"thought: {planned.reasoning}", 96), "              "))
             for item in response.items:
                 print(f"    -> {item.item_id} {titles.get(item.item_id, '')!r}  [{item.reason}]")
 

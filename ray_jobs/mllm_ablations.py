@@ -1,7 +1,8 @@
 """``python -m ray_jobs.mllm_ablations``: the paper's offline comparisons (Figs 3-5) on a curated world.
 
-Trains one planner per configuration with identical data, tokenizer, seed and step budget, evaluates each on
-the same held-out contexts at every checkpoint, and writes a report directory::
+Trains one planner per configuration with identical data, tokenizer, seed and step budget (400 steps; no
+wall-clock cap unless ``--max-minutes``), evaluates each on the same held-out contexts at every checkpoint,
+and writes a report directory::
 
     table.md  table.json                    final and best held-out recall / match rate / recall@n per run,
                                             popularity and random baselines, steps/s
@@ -85,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep-models", action="store_true", help="keep each run's model/ and checkpoints/ (about 13 MB each)"
     )
     add_training_arguments(parser)
-    parser.set_defaults(steps=400, checkpoint_every=50, max_minutes=4.0, keep_checkpoints=1)
+    # Equal step budgets (no wall-clock cap) keep runs comparable when the machine is shared.
+    parser.set_defaults(steps=400, checkpoint_every=50, max_minutes=None, keep_checkpoints=1)
     return parser.parse_args(argv)
 
 

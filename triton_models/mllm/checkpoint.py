@@ -116,5 +116,5 @@ def load_model(
             geometry = VisionGeometry.from_dict({**geometry.to_dict(), "image_size": image_size})
     else:
         geometry = VisionGeometry.from_model_config(model.config, image_size or DEFAULT_IMAGE_SIZE)
-    model.to(resolve_device(str(device)) if isinstance(device, str) else device).eval()
+    model.to(resolve_device(str(device))).eval()
     return PlannerModel(model, tokenizer, geometry)

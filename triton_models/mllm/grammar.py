@@ -54,7 +54,7 @@ class AnswerGrammar:
     variant: PromptVariant
     max_reasoning_chars: int = DEFAULT_MAX_REASONING_CHARS
     ebnf: str = ""
-    _by_description: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _by_description: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.descriptions:

@@ -180,6 +180,7 @@ class SftTrainer:
         self.device = resolve_device(config.device)
         self.encoder = PromptEncoder(planner.tokenizer, planner.model.config)
         self.evals: list[dict[str, Any]] = []
+        self.last_checkpoint_step = 0
 
     def _write_log(self, record: dict[str, Any]) -> None:
         with open(self.output_dir / TRAIN_LOG, "a") as handle:
@@ -197,6 +198,7 @@ class SftTrainer:
         checkpoints = self.output_dir / CHECKPOINTS_DIR
         target = checkpoints / f"step-{step:06d}"
         model.save_pretrained(target)
+        self.last_checkpoint_step = step
         self.planner.tokenizer.save_pretrained(target)
         existing = sorted(path for path in checkpoints.iterdir() if path.name.startswith("step-"))
         for stale in existing[: -self.config.keep_checkpoints]:
@@ -267,7 +269,7 @@ class SftTrainer:
             if step % config.checkpoint_every == 0 and step < config.steps:
                 self._checkpoint(model, step, loss_value)
         progress.close()
-        if step and (not self.evals or self.evals[-1]["step"] != step):
+        if step and step != self.last_checkpoint_step:
             self._checkpoint(model, step, loss_value)
         if config.lora:
             model = model.merge_and_unload()

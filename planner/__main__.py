@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    """Serve until SIGTERM/SIGINT, watching the plan table meanwhile."""
+    """Serve until SIGTERM/SIGINT, following new plan-table versions meanwhile."""
     planner = None
     if args.curation is not None:
         planner = load_planner(args.curation, args.plans, args.items, args.triton_url, args.plans_poll_s)
@@ -52,12 +52,8 @@ async def serve(args: argparse.Namespace) -> None:
         grace_s=args.grace_s,
         metrics_port=args.metrics_port,
     )
-    watcher = asyncio.create_task(planner.plans.watch()) if planner and planner.plans else None
-    try:
-        await serve_until_signalled([service])
-    finally:
-        if watcher is not None:
-            watcher.cancel()
+    watchers = [planner.plans.watch()] if planner and planner.plans else []
+    await serve_until_signalled([service], background=watchers)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,15 +81,11 @@ class Stack:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT (Triton must already be started)."""
         services = self.services()
-        watcher = asyncio.create_task(self.planner.plans.watch()) if self.planner.plans else None
         print(f"Planner       grpc://{self.host}:{self.planner_port}", flush=True)
         print(f"Retriever     grpc://{self.retriever_address}", flush=True)
         print("Ctrl-C to stop.", flush=True)
-        try:
-            await serve_until_signalled(services)
-        finally:
-            if watcher is not None:
-                watcher.cancel()
+        watchers = [self.planner.plans.watch()] if self.planner.plans else []
+        await serve_until_signalled(services, background=watchers)
 
 
 def main(argv: list[str] | None = None) -> None:

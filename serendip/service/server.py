@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -102,10 +103,14 @@ class GrpcService:
         await serve_until_signalled([self])
 
 
-async def serve_until_signalled(services: Sequence[GrpcService]) -> None:
-    """Start every service, wait for SIGTERM or SIGINT, then stop them all gracefully."""
+async def serve_until_signalled(
+    services: Sequence[GrpcService], background: Sequence[Coroutine[Any, Any, None]] = ()
+) -> None:
+    """Start every service and ``background`` task (e.g. a plan-table watcher), wait for SIGTERM or
+    SIGINT, then cancel the tasks and stop the services gracefully."""
     for service in services:
         await service.start()
+    tasks = [asyncio.create_task(coroutine) for coroutine in background]
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -113,4 +118,6 @@ async def serve_until_signalled(services: Sequence[GrpcService]) -> None:
     try:
         await stop_requested.wait()
     finally:
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*(service.stop() for service in services))

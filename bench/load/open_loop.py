@@ -30,11 +30,13 @@ async def run_open_loop(
     deadline_s: float = 1.0,
     max_in_flight: int = 256,
     max_requests: int | None = None,
+    stop: asyncio.Event | None = None,
     target: str = "",
 ) -> StepResult:
     """Send ``call`` at ``rate_qps`` for ``warmup_s`` (unmeasured) then ``duration_s`` (or ``max_requests`` sends).
 
-    Returns once every measured request has completed or hit ``deadline_s``.
+    Setting ``stop`` ends the schedule early. Returns once every measured request has completed or hit
+    ``deadline_s``.
     """
     if rate_qps <= 0 or max_in_flight < 1:
         raise ValueError("rate_qps must be > 0 and max_in_flight >= 1")
@@ -64,6 +66,9 @@ async def run_open_loop(
         scheduled_at = start + index * interval_s
         delay = scheduled_at - loop.time()
         await asyncio.sleep(max(delay, 0.0))  # sleep(0) still lets responses in when the schedule runs late
+        if stop is not None and stop.is_set():
+            measured_sends = max(index - warmup_sends, 0)
+            break
         measured = index >= warmup_sends
         if len(in_flight) >= max_in_flight:
             overflow += measured
@@ -79,7 +84,8 @@ async def run_open_loop(
         _done, stuck = await asyncio.wait(set(in_flight), timeout=deadline_s + 1.0)
         for task in stuck:
             task.cancel()
-        errors[DEADLINE_EXCEEDED] += len(stuck & measured_tasks)
+        if stuck & measured_tasks:
+            errors[DEADLINE_EXCEEDED] += len(stuck & measured_tasks)
     return StepResult(
         target=target,
         mode="open",

@@ -89,23 +89,27 @@ def has_artifact(root: Path, kind: str) -> bool:
     return True
 
 
-def prepare_plan_table(artifacts: Path, scratch: Path) -> tuple[Path, set[str]]:
+def prepare_plan_table(
+    artifacts: Path, scratch: Path, *, every: int = 1, use_published: bool = True
+) -> tuple[Path, set[str]]:
     """A plans root for the Planner and the item ids it caches.
 
-    The artifact root's own ``plans`` when published; otherwise a plan table written into ``scratch`` with
-    the fallback policy's ranking for every item in the tree (CACHE throughput does not depend on content).
+    The artifact root's own ``plans`` when published (and ``use_published``); otherwise a plan table written
+    into ``scratch`` holding the fallback policy's ranking of every ``every``-th item of the tree (CACHE
+    throughput does not depend on the plans' content; ``every=2`` leaves half the items to LIVE planning).
     """
-    if has_artifact(artifacts, PLANS_KIND):
+    if use_published and has_artifact(artifacts, PLANS_KIND):
         return artifacts, set(PlanTable.load(artifacts).plans)
     from planner.loading import load_planner
 
     planner = load_planner(resolve_artifact(artifacts, "curation"))
+    cached = planner.tree.item_ids[::every]
     rows = []
-    for item_id in planner.tree.item_ids:
+    for item_id in cached:
         ranked = planner.fallback.for_cluster(planner.context_cluster(item_id))[:SYNTHETIC_PLAN_CLUSTERS]
         rows += plan_rows(item_id, [(c.cluster_id, c.score, None) for c in ranked])
-    publish_plan_table(scratch, rows, {"source": "bench: the fallback ranking of every item, as a plan table"})
-    return scratch, set(planner.tree.item_ids)
+    publish_plan_table(scratch, rows, {"source": "bench: the fallback ranking as a plan table", "every": every})
+    return scratch, set(cached)
 
 
 class LocalStack:

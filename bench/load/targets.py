@@ -71,7 +71,7 @@ def require_loopback(address: str) -> str:
     with contextlib.suppress(ValueError):
         loopback = loopback or ipaddress.ip_address(host).is_loopback
     if not loopback:
-        raise ValueError(f"{address}: load is only ever sent to servers on 127.0.0.1 / ::1 / localhost")
+        raise ValueError(f"{address}: not a loopback address; load is only ever sent to 127.0.0.1 / ::1 / localhost")
     return address
 
 

@@ -1,0 +1,176 @@
+"""Ray job figures of ``make bench``: incremental vs full planning, Ray decoding vs a plain PyAV loop, 2 vs 1 workers.
+
+``measure()`` builds a small trained chain in a scratch dir (world with real mp4s -> tree -> curation -> a
+video_cot MLLM on 2 frames, 4 training steps), starts a local Ray on 127.0.0.1 (2 CPUs) unless one is running,
+and times the jobs' own library entry points; Ray start-up is not counted (a cluster is up before a job runs),
+every actor start-up and model load is.
+
+* decoding: the whole decode job (hash, Ray Data actor pool, publish) over ``items`` videos with 1 and with 2
+  workers, against a plain single-process loop doing the same work (hash, the same ``decode_item``, one Parquet
+  file). Goals: Ray with 1 worker >= 0.8x the loop; 2 workers >= 1.7x 1 worker.
+* planning: a previous plans version over 90 % of ``plan_items`` items, then the incremental run after 10 %
+  were added, against a full run over all of them (both 2 workers). Goal: >= 8x. Also 2 vs 1 planning workers.
+
+Each job run also reports the seconds before its first actor was ready, so the fixed per-run cost (worker start,
+imports, model load) can be told from the per-item cost; the speedup a run of a given size would reach follows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from serendip.batch.decode_job import DecodeResult, run_decode, settings_for_model
+from serendip.batch.frame_store import DecodeSettings, decode_items, fingerprint_items, frames_table
+from serendip.batch.plans_job import PlanningModel, PlansResult, run_batch_plans
+from serendip.batch.ray_runtime import init_ray
+
+GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
+NEW_FRACTION = 0.1
+
+
+def _build_chain(root: Path, items: int) -> tuple[Path, Path]:
+    """World (``items`` videos) -> tree -> curation -> MLLM; returns (world dir, MLLM dir)."""
+    from ray_jobs import build_tree, curate, make_world, train_mllm
+
+    common = ["--artifacts", str(root), "--quiet"]
+    world = make_world.main(["--items", str(items), "--users", str(items), "--seed", "11", *common])
+    build_tree.main(["--world", str(world), *common])
+    curation = curate.main(["--world", str(world), "--variants", "video_cot", "--frame-counts", "2", *common])
+    mllm = train_mllm.main(
+        ["--curation", str(curation), "--variant", "video_cot", "--frames", "2", "--steps", "4", "--batch-size", "4"]
+        + ["--heldout-limit", "4", "--checkpoint-every", "4", *common]
+    )
+    return world, mllm
+
+
+def _timed_decode(
+    root: Path, items: Any, settings: DecodeSettings, workers: int, **options: Any
+) -> tuple[DecodeResult, float]:
+    """A decode job run and its wall seconds."""
+    started = time.perf_counter()
+    result = run_decode(root, items, settings, {}, workers=workers, progress=False, **options)
+    return result, time.perf_counter() - started
+
+
+def _plain_decode_seconds(items: Any, settings: DecodeSettings, directory: Path) -> float:
+    """The same work as the decode job in one process, one thread: hash, decode, write one Parquet file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    media, _errors = fingerprint_items(items, settings, threads=1)
+    rows, _failed = decode_items(media, settings)
+    pq.write_table(frames_table(rows), directory / "frames.parquet")
+    return time.perf_counter() - started
+
+
+def _timed_plans(
+    root: Path, store: Path, model: PlanningModel, previous: Path | None, workers: int
+) -> tuple[PlansResult, float]:
+    """A batch planning job run and its wall seconds."""
+    started = time.perf_counter()
+    result = run_batch_plans(root, store, model, previous, shard_size=8, workers=workers, progress=False)
+    return result, time.perf_counter() - started
+
+
+def _stage(result: DecodeResult | PlansResult, name: str) -> dict[str, Any]:
+    return next(stats.to_dict() for stats in result.stages if stats.stage == name)
+
+
+def measure(items: int = 1200, plan_items: int = 160, scratch_dir: Path | None = None) -> dict[str, Any]:
+    """Run the three Ray job measurements; returns figures, ratios and goals (JSON-ready)."""
+    with tempfile.TemporaryDirectory(prefix="bench-ray-jobs-", dir=scratch_dir) as scratch_name:
+        scratch = Path(scratch_name)
+        world_dir, mllm_dir = _build_chain(scratch / "chain", items)
+        from serendip.data.world import load_world
+
+        catalogue = load_world(world_dir).items.sort_values("item_id", ignore_index=True)
+        settings = settings_for_model(mllm_dir)
+        model = PlanningModel.load(mllm_dir)
+        started_ray = init_ray(num_cpus=2)
+        load_at_start = os.getloadavg()[0]
+        try:
+            plain_s = _plain_decode_seconds(catalogue, settings, scratch / "plain")
+            (one, one_s), (two, two_s) = (
+                _timed_decode(scratch / f"decode-{workers}", catalogue, settings, workers) for workers in (1, 2)
+            )
+
+            plan_catalogue = catalogue.head(plan_items)
+            base_count = round(plan_items * (1 - NEW_FRACTION))
+            root = scratch / "plans"
+            base_store = _timed_decode(root, plan_catalogue.head(base_count), settings, 2)[0].store_dir
+            base = _timed_plans(root, base_store, model, None, workers=2)[0]
+            store = _timed_decode(root, plan_catalogue, settings, 2, previous_dir=base_store)[0].store_dir
+            incremental, incremental_s = _timed_plans(root, store, model, base.plans_dir, workers=2)
+            full, full_s = _timed_plans(scratch / "plans-full", store, model, None, workers=2)
+            full_one, full_one_s = _timed_plans(scratch / "plans-full-1", store, model, None, workers=1)
+        finally:
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+    decode_items_per_s = {
+        "plain_loop": len(catalogue) / plain_s,
+        "ray_1_worker": len(catalogue) / one_s,
+        "ray_2_workers": len(catalogue) / two_s,
+    }
+    ratios = {
+        "incremental_vs_full": full_s / incremental_s,
+        "ray_decode_vs_plain_loop": decode_items_per_s["ray_1_worker"] / decode_items_per_s["plain_loop"],
+        "two_vs_one_workers": one_s / two_s,
+        "two_vs_one_planning_workers": full_one_s / full_s,
+    }
+    full_plan, incremental_plan = _stage(full, "plan"), _stage(incremental, "plan")
+    per_item_s = (full_plan["seconds"] - full_plan["startup_seconds"]) / full_plan["items"]
+    fixed_s = incremental_s - incremental_plan["items"] * per_item_s
+    return {
+        "setup": {
+            "decode_items": len(catalogue),
+            "plan_items": plan_items,
+            "new_items": plan_items - base_count,
+            "model": "tiny Qwen2-VL video_cot, 2 frames, 4 training steps (reasoning runs to its token bound)",
+            "ray": "local, 2 CPUs, 127.0.0.1; Ray start-up not counted",
+            "cores": os.cpu_count(),
+            "load_average_1m_at_start": round(load_at_start, 2),
+        },
+        "decode": {
+            "items_per_s": {name: round(value, 1) for name, value in decode_items_per_s.items()},
+            "plain_loop_seconds": round(plain_s, 2),
+            "ray_1_worker": {"job_seconds": round(one_s, 2), **_stage(one, "decode")},
+            "ray_2_workers": {"job_seconds": round(two_s, 2), **_stage(two, "decode")},
+        },
+        "plans": {
+            "full_2_workers": {"job_seconds": round(full_s, 2), **full_plan},
+            "incremental_2_workers": {
+                "job_seconds": round(incremental_s, 2),
+                "planned": incremental.counts["planned"],
+                "carried": incremental.counts["carried"],
+                **incremental_plan,
+            },
+            "full_1_worker": {"job_seconds": round(full_one_s, 2), **_stage(full_one, "plan")},
+            "fixed_seconds_per_run": round(fixed_s, 2),
+            "seconds_per_item_2_workers": round(per_item_s, 4),
+            "full_run_items_for_8x": _items_for_speedup(8.0, fixed_s, per_item_s),
+        },
+        "ratios": {name: round(value, 3) for name, value in ratios.items()},
+        "goals": GOALS,
+    }
+
+
+def _items_for_speedup(speedup: float, fixed_s: float, per_item_s: float) -> int | None:
+    """Corpus size at which a 10 %-new incremental run is ``speedup`` x faster than a full one, given the fixed
+    per-run cost and the per-item cost: (F + N c) / (F + 0.1 N c) = s  =>  N = F (s - 1) / (c (1 - 0.1 s))."""
+    denominator = per_item_s * (1 - NEW_FRACTION * speedup)
+    if denominator <= 0 or fixed_s <= 0:
+        return None
+    return round(fixed_s * (speedup - 1) / denominator)
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(measure(), indent=1))

@@ -80,3 +80,40 @@ bench: setup  ## Benchmarks; results in bench/results/<date>.json
 
 clean:  ## Remove generated stubs and run outputs (keeps .venv)
 	rm -rf serendip/v1 $(ARTIFACTS) reports .pytest_cache
+
+# --- Ray jobs (docs/ray_jobs.md) -----------------------------------------------------------------------
+RAY_PORT ?= 6379
+RAY_DASHBOARD_PORT ?= 8265
+RAY_NUM_CPUS ?= 2
+# ray-down stops only the head ray-up started (its process group), never other Ray instances on the machine.
+RAY_HEAD_DIR ?= $(or $(TMPDIR),/tmp)/serendip-ray-$(RAY_PORT)
+
+.PHONY: ray-up ray-down batch-plans
+
+ray-up: setup  ## Start a local Ray head on 127.0.0.1 (token auth) for `ray job submit`; stop it with ray-down
+	mkdir -p $(RAY_HEAD_DIR)
+	test ! -s $(RAY_HEAD_DIR)/head.pid || ! kill -0 $$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null \
+		|| { echo "a head started by ray-up is running (pid $$(cat $(RAY_HEAD_DIR)/head.pid))"; exit 1; }
+	PATH="$(abspath $(BIN)):$$PATH" RAY_AUTH_MODE=token setsid $(BIN)/ray start --head --block \
+		--node-ip-address 127.0.0.1 --port $(RAY_PORT) --dashboard-host 127.0.0.1 \
+		--dashboard-port $(RAY_DASHBOARD_PORT) --num-cpus $(RAY_NUM_CPUS) > $(RAY_HEAD_DIR)/head.log 2>&1 & \
+		echo $$! > $(RAY_HEAD_DIR)/head.pid
+	for attempt in $$(seq 120); do \
+		RAY_AUTH_MODE=token $(BIN)/ray status --address 127.0.0.1:$(RAY_PORT) > /dev/null 2>&1 && break; \
+		kill -0 $$(cat $(RAY_HEAD_DIR)/head.pid) || { cat $(RAY_HEAD_DIR)/head.log; exit 1; }; sleep 1; done
+	@echo "Ray head on 127.0.0.1:$(RAY_PORT); submit jobs with:"
+	@echo "  RAY_AUTH_MODE=token $(BIN)/ray job submit --address http://127.0.0.1:$(RAY_DASHBOARD_PORT)" \
+		"--working-dir . -- python -m ray_jobs.batch_plans --artifacts $(abspath $(ARTIFACTS))"
+
+ray-down:  ## Stop the Ray head started by ray-up (only that one)
+	test -s $(RAY_HEAD_DIR)/head.pid || { echo "no head started by ray-up"; exit 0; }
+	# SIGTERM to `ray start --block` stops the processes it started (their workers exit with the raylet)
+	kill -TERM $$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || true
+	for attempt in $$(seq 60); do kill -0 $$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || break; sleep 1; done
+	kill -KILL -- -$$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || true
+	rm -f $(RAY_HEAD_DIR)/head.pid
+
+batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental (joins RAY_ADDRESS when set)
+	$(BIN)/python -m ray_jobs.popular_corpus --artifacts $(ARTIFACTS)
+	$(BIN)/python -m ray_jobs.decode_frames --artifacts $(ARTIFACTS)
+	$(BIN)/python -m ray_jobs.batch_plans --artifacts $(ARTIFACTS)

@@ -69,7 +69,9 @@ class PlanningModel:
     curation_dir: Path
 
     @classmethod
-    def load(cls, mllm_path: str | os.PathLike[str], curation_path: str | os.PathLike[str] | None = None):
+    def load(
+        cls, mllm_path: str | os.PathLike[str], curation_path: str | os.PathLike[str] | None = None
+    ) -> PlanningModel:
         """Load an MLLM artifact (version, kind dir or artifacts root) and the curation its manifest names."""
         from triton_models.mllm.planner_spec import PlannerSpec
 

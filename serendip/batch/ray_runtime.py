@@ -35,7 +35,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        # "local": a new Ray of our own, even when a `ray start` cluster (or its stale address file) is around
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
     _quiet_ray_data()
     return True
 

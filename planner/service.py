@@ -19,6 +19,7 @@ NO_ARTIFACTS = (
     "see `python -m planner --help`"
 )
 DEFAULT_BUDGET_S = 2.0
+"""Upstream budget when the caller sets no deadline."""
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
@@ -43,7 +44,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         has_content = request.HasField("context_content")
         content = content_from_request(request.context_content) if has_content else None
         history = [event.item_id for event in request.recent_history.events]
-        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.01)
+        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.05)
         return await planner.plan(request.context_item.item_id, content, history, n, budget)
 
     def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:

@@ -8,13 +8,13 @@ from serendip.service.errors import DeadlineExceededError
 
 
 def remaining_budget_s(context: grpc.aio.ServicerContext, default_s: float, reserve_s: float = 0.0) -> float:
-    """Seconds available for upstream work: the caller's remaining time minus ``reserve_s``.
+    """Seconds available for upstream work: the caller's remaining time minus ``reserve_s`` (kept for
+    the work after the upstream call), or ``default_s`` when the caller set no deadline.
 
-    ``default_s`` applies when the caller set no deadline. Raises DeadlineExceededError when
-    nothing is left.
+    Raises DeadlineExceededError when nothing is left.
     """
     remaining = context.time_remaining()
-    budget = default_s if remaining is None else min(default_s, remaining - reserve_s)
+    budget = default_s if remaining is None else remaining - reserve_s
     if budget <= 0:
         raise DeadlineExceededError("the request deadline leaves no time for upstream calls")
     return budget

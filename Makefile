@@ -117,3 +117,14 @@ batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental 
 	$(BIN)/python -m ray_jobs.popular_corpus --artifacts $(ARTIFACTS)
 	$(BIN)/python -m ray_jobs.decode_frames --artifacts $(ARTIFACTS)
 	$(BIN)/python -m ray_jobs.batch_plans --artifacts $(ARTIFACTS)
+
+# --- Load tests and reliability runs (docs/loadtest.md); loopback only, every run bounded -------------------
+LOADTEST_ARGS ?= --target plan --target retrieve --target recommend --mode sweep
+
+.PHONY: loadtest soak
+
+loadtest: setup  ## Load test on 127.0.0.1 (LOADTEST_ARGS="--mode saturate --slo-p99-ms 50"); reports/loadtest/
+	nice $(BIN)/python -m bench.loadtest --artifacts $(ARTIFACTS) $(LOADTEST_ARGS)
+
+soak: setup  ## Reliability (not in CI): 60 s at 0.8x saturation, 10k-request fuzz, Triton killed under load
+	nice $(BIN)/python -m bench.reliability --artifacts $(ARTIFACTS)

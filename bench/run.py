@@ -9,8 +9,11 @@ alternating rounds and compared by their median QPS, so a change of background l
 Ratios and their goals:
   planner_cached_vs_raw_grpc_echo_qps     Planner.Plan (CACHE) / bare grpc.aio echo, concurrency 8   >= 0.6
   retriever_vs_triton_echo_qps            Retriever.Retrieve / Triton python-backend echo            >= 0.5
-  seqrec_dynamic_batching_on_vs_off_qps   seqrec with / without Triton's dynamic batcher             >= 2
+  seqrec_dynamic_batching_on_vs_off_qps   seqrec with / without Triton's dynamic batcher, at 8 and
+                                          at --batching-concurrency (32)                             >= 2
   mllm_batched_vs_sequential_qps          Triton mllm at concurrency 16 (dynamic batching) / at 1    >= 4
+  retriever_vs_stack_triton_seqrec_qps    Retriever / its own seqrec model called directly (no goal: explains the above)
+Then, with every server stopped, the Ray job figures of ``bench.ray_jobs.measure()`` (minutes; --skip-ray-jobs).
 """
 
 from __future__ import annotations
@@ -156,17 +159,23 @@ def mllm_batch_stats(triton_url: str) -> dict[str, float]:
     return {"requests": int(stats.get("inference_count", 0)), "executions": int(stats.get("execution_count", 0))}
 
 
-def ray_job_figures() -> dict[str, object] | None:
-    """Figures of ``bench.ray_jobs`` when that module exists (it is written separately)."""
-    try:
-        from bench import ray_jobs  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def ray_job_figures() -> dict[str, object]:
+    """Ray job figures (``bench.ray_jobs.measure()``: decoding, incremental planning, workers)."""
+    from bench import ray_jobs
+
     return ray_jobs.measure()
 
 
-def run(artifacts: Path, duration_s: float, rounds: int, concurrency: int, mllm_duration_s: float) -> dict:
-    """Every measurement of one run, with the ratios."""
+def run(
+    artifacts: Path,
+    duration_s: float,
+    rounds: int,
+    concurrency: int,
+    batching_concurrency: int,
+    mllm_duration_s: float,
+    ray_jobs: bool,
+) -> dict:
+    """Every measurement of one run, with the ratios (the Ray jobs after every server has stopped)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch_name:
         scratch = Path(scratch_name)
         if missing_kinds(artifacts):
@@ -207,14 +216,15 @@ def run(artifacts: Path, duration_s: float, rounds: int, concurrency: int, mllm_
                     ("triton_echo", "retriever_retrieve"), ("triton:echo", "retrieve"), concurrency, rounds
                 )
             )
-            asyncio.run(
-                triton_bench.paired(
-                    ("triton_seqrec_unbatched", "triton_seqrec_batched"),
-                    ("triton:seqrec_unbatched", "triton:seqrec_batched"),
-                    concurrency,
-                    rounds,
+            for level, suffix in ((concurrency, ""), (batching_concurrency, f"_c{batching_concurrency}")):
+                asyncio.run(
+                    triton_bench.paired(
+                        (f"triton_seqrec_unbatched{suffix}", f"triton_seqrec_batched{suffix}"),
+                        ("triton:seqrec_unbatched", "triton:seqrec_batched"),
+                        level,
+                        rounds,
+                    )
                 )
-            )
             stack_bench = Bench(stack_endpoints, mix, artifacts, duration_s)
             asyncio.run(stack_bench.single("stack_triton_seqrec", "triton:seqrec", concurrency, duration_s, 2.0))
             asyncio.run(stack_bench.single("planner_recommend_cached", "recommend", concurrency, duration_s, 2.0))
@@ -238,18 +248,24 @@ def run(artifacts: Path, duration_s: float, rounds: int, concurrency: int, mllm_
         "seqrec_dynamic_batching_on_vs_off_qps": (
             steps["triton_seqrec_batched"]["qps"] / steps["triton_seqrec_unbatched"]["qps"]
         ),
+        f"seqrec_dynamic_batching_on_vs_off_qps_c{batching_concurrency}": (
+            steps[f"triton_seqrec_batched_c{batching_concurrency}"]["qps"]
+            / steps[f"triton_seqrec_unbatched_c{batching_concurrency}"]["qps"]
+        ),
         "mllm_batched_vs_sequential_qps": (
             steps["triton_mllm_batched"]["qps"] / max(steps["triton_mllm_sequential"]["qps"], 1e-9)
         ),
         "retriever_vs_stack_triton_seqrec_qps": steps["retriever_retrieve"]["qps"]
         / steps["stack_triton_seqrec"]["qps"],
     }
+    goals = {**GOALS, f"seqrec_dynamic_batching_on_vs_off_qps_c{batching_concurrency}": 2.0}
     return {
         "artifacts": artifacts_note,
+        "batching_concurrency": batching_concurrency,
         "steps": steps,
         "ratios": {name: round(value, 3) for name, value in ratios.items()},
-        "goals": GOALS,
-        "ray_jobs": ray_job_figures(),
+        "goals": goals,
+        "ray_jobs": ray_job_figures() if ray_jobs else None,
     }
 
 
@@ -265,8 +281,10 @@ def markdown_section(results: dict) -> str:
         f"tritonclient {machine['tritonclient']}, tritonserver from nvidia-pytriton "
         f"{machine['tritonserver (nvidia-pytriton)']}. Artifacts: {results['artifacts']}.",
         f"Closed loop at concurrency {results['concurrency']} unless stated, {results['duration_s']} s per step "
-        f"after 0.5 s warm-up; subject and baseline in {results['rounds']} alternating rounds, median QPS. The load "
-        "generator and every server share the machine's cores, so each figure includes the client's CPU cost.",
+        f"after 0.5 s warm-up; subject and baseline in {results['rounds']} alternating rounds, median QPS (the "
+        "steps run once -- Recommend, the stack's seqrec, the mllm -- have 2 s of warm-up, the mllm ones "
+        f"{results['mllm_duration_s']} s). The load generator and every server share the machine's cores, so each "
+        "figure includes the client's CPU cost.",
         "",
         "| ratio (same run) | value | goal | met |",
         "|---|---:|---:|:---:|",
@@ -289,7 +307,29 @@ def markdown_section(results: dict) -> str:
         )
     ray = results.get("ray_jobs")
     if ray:
-        lines += ["", "Ray jobs (`bench.ray_jobs`):", "", "```json", json.dumps(ray, indent=2), "```"]
+        setup = ray["setup"]
+        lines += [
+            "",
+            f"Ray jobs (`bench.ray_jobs.measure()`, same run): {setup['decode_items']} videos decoded, "
+            f"{setup['plan_items']} items planned ({setup['new_items']} new for the incremental run); {setup['ray']}; "
+            f"model: {setup['model']}.",
+            "",
+            "| ratio (same run) | value | goal | met |",
+            "|---|---:|---:|:---:|",
+        ]
+        for name, value in ray["ratios"].items():
+            goal = ray["goals"].get(name)
+            met = "-" if goal is None else ("yes" if value >= goal else "no")
+            lines.append(f"| {name} | {value} | {'-' if goal is None else f'≥ {goal}'} | {met} |")
+        plans = ray["plans"]
+        lines += [
+            "",
+            f"Planning: fixed cost per run {plans['fixed_seconds_per_run']} s, {plans['seconds_per_item_2_workers']} s "
+            f"per item with 2 workers; a 10 %-new incremental run reaches 8x from about "
+            f"{plans['full_run_items_for_8x']} items. Full figures in the JSON.",
+        ]
+    elif "ray_jobs" in results:
+        lines += ["", "Ray jobs: not measured in this run (`--skip-ray-jobs`)."]
     lines.append(SECTION_END)
     return "\n".join(lines)
 
@@ -321,7 +361,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--duration-s", type=float, default=4.0, help="seconds per step (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop workers (default: %(default)s)")
+    parser.add_argument(
+        "--batching-concurrency", type=int, default=32, help="second seqrec batching pair (default: %(default)s)"
+    )
     parser.add_argument("--mllm-duration-s", type=float, default=30.0, help="per mllm step (default: %(default)s)")
+    parser.add_argument("--skip-ray-jobs", action="store_true", help="leave out bench.ray_jobs (minutes)")
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"), help="default: %(default)s")
     args = parser.parse_args(argv)
     results = {
@@ -330,7 +374,16 @@ def main(argv: list[str] | None = None) -> dict:
         "concurrency": args.concurrency,
         "duration_s": args.duration_s,
         "rounds": args.rounds,
-        **run(args.artifacts, args.duration_s, args.rounds, args.concurrency, args.mllm_duration_s),
+        "mllm_duration_s": args.mllm_duration_s,
+        **run(
+            args.artifacts,
+            args.duration_s,
+            args.rounds,
+            args.concurrency,
+            args.batching_concurrency,
+            args.mllm_duration_s,
+            not args.skip_ray_jobs,
+        ),
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     output = args.output_dir / f"{results['date'][:10]}.json"

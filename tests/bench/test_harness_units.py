@@ -162,6 +162,7 @@ def test_markdown_section_is_replaced_and_the_rest_kept(tmp_path: Path) -> None:
         "concurrency": 8,
         "duration_s": 1.0,
         "rounds": 1,
+        "mllm_duration_s": 1.0,
         "ratios": {"planner_cached_vs_raw_grpc_echo_qps": 0.7},
         "goals": {"planner_cached_vs_raw_grpc_echo_qps": 0.6},
         "steps": {},

@@ -99,19 +99,25 @@ ray-up: setup  ## Start a local Ray head on 127.0.0.1 (token auth) for `ray job 
 		--dashboard-port $(RAY_DASHBOARD_PORT) --num-cpus $(RAY_NUM_CPUS) > $(RAY_HEAD_DIR)/head.log 2>&1 & \
 		echo $$! > $(RAY_HEAD_DIR)/head.pid
 	for attempt in $$(seq 120); do \
-		RAY_AUTH_MODE=token $(BIN)/ray status --address 127.0.0.1:$(RAY_PORT) > /dev/null 2>&1 && break; \
+		RAY_AUTH_MODE=token $(BIN)/ray job list --address http://127.0.0.1:$(RAY_DASHBOARD_PORT) > /dev/null 2>&1 && break; \
 		kill -0 $$(cat $(RAY_HEAD_DIR)/head.pid) || { cat $(RAY_HEAD_DIR)/head.log; exit 1; }; sleep 1; done
 	@echo "Ray head on 127.0.0.1:$(RAY_PORT); submit jobs with:"
 	@echo "  RAY_AUTH_MODE=token $(BIN)/ray job submit --address http://127.0.0.1:$(RAY_DASHBOARD_PORT)" \
 		"--working-dir . -- python -m ray_jobs.batch_plans --artifacts $(abspath $(ARTIFACTS))"
 
 ray-down:  ## Stop the Ray head started by ray-up (only that one)
-	test -s $(RAY_HEAD_DIR)/head.pid || { echo "no head started by ray-up"; exit 0; }
-	# SIGTERM to `ray start --block` stops the processes it started (their workers exit with the raylet)
-	kill -TERM $$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || true
-	for attempt in $$(seq 60); do kill -0 $$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || break; sleep 1; done
-	kill -KILL -- -$$(cat $(RAY_HEAD_DIR)/head.pid) 2>/dev/null || true
-	rm -f $(RAY_HEAD_DIR)/head.pid
+	@pid_file=$(RAY_HEAD_DIR)/head.pid; \
+	if [ ! -s $$pid_file ]; then echo "no head started by ray-up"; exit 0; fi; \
+	head_pid=$$(cat $$pid_file); \
+	kill -TERM $$head_pid 2>/dev/null || true; \
+	for attempt in $$(seq 60); do kill -0 $$head_pid 2>/dev/null || break; sleep 1; done; \
+	kill -KILL -- -$$head_pid 2>/dev/null || true; \
+	rm -f $$pid_file; \
+	address_file=$${RAY_TMPDIR:-/tmp}/ray/ray_current_cluster; \
+	if grep -qx "127.0.0.1:$(RAY_PORT)" $$address_file 2>/dev/null; then rm -f $$address_file; fi; \
+	echo "stopped the Ray head (process group $$head_pid)"
+# SIGTERM makes `ray start --block` stop the processes it started (their workers exit with the raylet); the
+# address file it leaves would make a plain ray.init() look for the dead head.
 
 batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental (joins RAY_ADDRESS when set)
 	$(BIN)/python -m ray_jobs.popular_corpus --artifacts $(ARTIFACTS)

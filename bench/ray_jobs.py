@@ -32,6 +32,8 @@ from serendip.batch.ray_runtime import init_ray
 
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
 NEW_FRACTION = 0.1
+PLAN_SHARD_SIZE = 16
+"""One engine batch (``TorchPlannerEngine`` batches 16 prompts) per shard."""
 
 
 def _build_chain(root: Path, items: int) -> tuple[Path, Path]:
@@ -73,7 +75,7 @@ def _timed_plans(
 ) -> tuple[PlansResult, float]:
     """A batch planning job run and its wall seconds."""
     started = time.perf_counter()
-    result = run_batch_plans(root, store, model, previous, shard_size=8, workers=workers, progress=False)
+    result = run_batch_plans(root, store, model, previous, shard_size=PLAN_SHARD_SIZE, workers=workers, progress=False)
     return result, time.perf_counter() - started
 
 

@@ -46,7 +46,7 @@ from serendip.batch.staging import (
 from serendip.data.artifacts import ArtifactWriter, input_record, read_manifest
 
 LOGGER = logging.getLogger(__name__)
-DEFAULT_SHARD_SIZE = 32
+DEFAULT_SHARD_SIZE = 64
 VISION_FILE = "vision.json"
 
 

@@ -77,11 +77,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
         outcome = await self._plan(request, num_clusters, context)
         plan = self._plan_response(outcome, include_reasoning=True)
+        planned = [c.cluster.cluster_id for c in plan.clusters]
         retrieve = retriever_pb2.RetrieveRequest(
             history=request.recent_history,
-            cluster_ids=[c.cluster.cluster_id for c in plan.clusters],
+            cluster_ids=planned,
             k=num_items,
-            exclude_item_ids=[*request.exclude_item_ids, request.context_item.item_id],
+            exclude_item_ids=self._exclusions_in(planned, [*request.exclude_item_ids, request.context_item.item_id]),
             per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
         )
         budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.005)
@@ -95,6 +96,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         return planner_pb2.RecommendResponse(
             items=[self._recommended(item, context_parent) for item in retrieved.items], plan=plan
         )
+
+    def _exclusions_in(self, cluster_ids: list[str], item_ids: list[str]) -> list[str]:
+        """The excluded items that could be retrieved at all: those inside the planned clusters, once each."""
+        planner, clusters = self._ready(), set(cluster_ids)
+        known = (i for i in dict.fromkeys(item_ids) if i in planner.tree)
+        return [i for i in known if planner.tree.node_of(i, planner.level) in clusters]
 
     def _context_parent(self, outcome: PlanOutcome) -> str:
         planner = self._ready()

@@ -113,22 +113,12 @@ def test_fuzz_answers_only_client_error_codes_and_servers_survive(stack, vocabul
     assert report.alive_after and running.planner.is_running() and running.retriever.is_running()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported): undecodable request bytes are answered UNKNOWN with the DecodeError class, "
-    "before StatusInterceptor sees the call; expected INVALID_ARGUMENT",
-)
 def test_undecodable_requests_are_invalid_argument(stack, vocabulary) -> None:
     running, _cached = stack
     report = asyncio.run(run_fuzz(running.endpoints, vocabulary, requests=60, seed=3, kinds=sorted(UNDECODABLE_KINDS)))
     assert report.forbidden_count == 0, report.summary()["forbidden_examples"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported): Recommend with the documented maximum of 10,000 exclude_item_ids adds the "
-    "context item, the Retriever rejects 10,001 ids, and the Planner answers UNAVAILABLE",
-)
 def test_recommend_with_the_documented_maximum_of_exclusions(stack) -> None:
     running, cached = stack
     request = planner_pb2.RecommendRequest(

@@ -134,3 +134,9 @@ loadtest: setup  ## Load test on 127.0.0.1 (LOADTEST_ARGS="--mode saturate --slo
 
 soak: setup  ## Reliability (not in CI): 60 s at 0.8x saturation, 10k-request fuzz, Triton killed under load
 	nice $(BIN)/python -m bench.reliability --artifacts $(ARTIFACTS)
+
+# --- Offline A/B evaluation (docs/evaluation.md) ---------------------------------------------------------------
+.PHONY: eval
+
+eval: setup  ## Offline A/B test of all arms on the world; report in reports/eval/<timestamp>/ (EVAL_ARGS="--users 300")
+	nice $(BIN)/python -m ray_jobs.evaluate --artifacts $(ARTIFACTS) $(EVAL_ARGS)

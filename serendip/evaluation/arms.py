@@ -1,0 +1,229 @@
+"""The arms of the offline A/B test, each called through the real services on loopback.
+
+:class:`ServingStack` starts what ``make serve`` starts — tritonserver (``mllm`` + ``seqrec``), the Retriever
+and the Planner — on free 127.0.0.1 ports. The Planner gets no plan table, so every plan of the MLLM arms is
+LIVE (the MLLM on Triton) or, when the MLLM is unavailable, FALLBACK; the source of every plan is logged.
+
+Arms (paper §4.1 "Baseline"):
+
+- :class:`ExploitationArm` — Retriever UNRESTRICTED: SASRec on the user's history (the control).
+- :class:`ContextSimilarArm` — Retriever CONTEXT_SIMILAR: SASRec with the context item as the only history.
+- :class:`BanditArm` — the neural-linear bandit picks a novel cluster, Retriever CLUSTER_RESTRICTED in it.
+- :class:`PlannerArm` — Planner.Recommend: MLLM plan, then cluster-restricted retrieval (the treatment).
+
+Every arm excludes the request's history (context included) and returns ``k`` items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+from tqdm import tqdm
+
+from planner.loading import load_planner
+from planner.service import PlannerServicer, planner_binding
+from retriever.loading import load_retrieval_model
+from retriever.service import RetrieverServicer, retriever_binding
+from serendip.evaluation.bandit import ClusterBandit
+from serendip.evaluation.replay import ArmSpec
+from serendip.evaluation.simulator import EvaluationRequest, Slate
+from serendip.service.background import BackgroundService
+from serendip.service.server import GrpcService
+from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc, retriever_pb2, retriever_pb2_grpc
+from triton_models.launcher import TritonServer
+
+Mode = retriever_pb2.RetrievalMode
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class ServingStack:
+    """tritonserver + Retriever + Planner on loopback; a context manager that stops all three on exit."""
+
+    def __init__(
+        self,
+        repository: Path,
+        sasrec: Path,
+        tree: Path,
+        curation: Path,
+        world: Path,
+        triton_log: Path | None = None,
+    ) -> None:
+        self.repository, self.sasrec, self.tree, self.curation, self.world = repository, sasrec, tree, curation, world
+        self.triton_log = triton_log
+        self.retriever_address = ""
+        self.planner_address = ""
+        self._resources = ExitStack()
+
+    def __enter__(self) -> ServingStack:
+        with ExitStack() as starting:
+            triton = starting.enter_context(TritonServer(self.repository, log_path=self.triton_log))
+            retrieval = load_retrieval_model(self.sasrec, self.tree, triton.grpc_url)
+            retriever = BackgroundService(GrpcService([retriever_binding(RetrieverServicer(retrieval))]))
+            self.retriever_address = starting.enter_context(retriever)
+            planner = load_planner(self.curation, None, self.world, triton.grpc_url)
+            servicer = PlannerServicer(planner, self.retriever_address)
+            self.planner_address = starting.enter_context(BackgroundService(GrpcService([planner_binding(servicer)])))
+            self._resources = starting.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._resources.close()
+
+
+def _history(request: EvaluationRequest) -> common_pb2.RecentHistory:
+    return common_pb2.RecentHistory(events=[common_pb2.HistoryEvent(item_id=item) for item in request.history])
+
+
+def _excluded(request: EvaluationRequest) -> list[str]:
+    return sorted({*request.history, request.context_item_id})
+
+
+class Arm(Protocol):
+    """Something that recommends ``k`` items for a request through a gRPC service at ``address``."""
+
+    spec: ArmSpec
+    address: str
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """The arm's slate for ``request``."""
+        ...
+
+
+async def _retrieve(
+    channel: grpc.aio.Channel, request: retriever_pb2.RetrieveRequest, timeout_s: float
+) -> tuple[str, ...]:
+    response = await retriever_pb2_grpc.RetrieverStub(channel).Retrieve(request, timeout=timeout_s)
+    return tuple(item.item_id for item in response.items)
+
+
+class ExploitationArm:
+    """Control: SASRec on the user's history over the whole catalogue (Retriever UNRESTRICTED).
+
+    ``target_reachable=True`` re-creates the SASRec artifact's evaluation protocol (history masked except the
+    held-out target, which may be a re-consumption): a check of the serving path, never an arm.
+    """
+
+    def __init__(self, spec: ArmSpec, retriever_address: str, target_reachable: bool = False) -> None:
+        self.spec, self.address, self.target_reachable = spec, retriever_address, target_reachable
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """Top-k by the user's SASRec embedding."""
+        excluded = _excluded(request)
+        if self.target_reachable:
+            excluded = [item for item in excluded if item != request.heldout_item_id]
+        retrieve = retriever_pb2.RetrieveRequest(
+            history=_history(request), k=k, exclude_item_ids=excluded, mode=Mode.RETRIEVAL_MODE_UNRESTRICTED
+        )
+        return Slate(await _retrieve(channel, retrieve, timeout_s))
+
+
+class ContextSimilarArm:
+    """Exploration baseline: SASRec with the context item as the whole history (Retriever CONTEXT_SIMILAR)."""
+
+    def __init__(self, spec: ArmSpec, retriever_address: str) -> None:
+        self.spec, self.address = spec, retriever_address
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """Top-k items similar to the context."""
+        retrieve = retriever_pb2.RetrieveRequest(
+            context_item=common_pb2.ItemRef(item_id=request.context_item_id),
+            k=k,
+            exclude_item_ids=_excluded(request),
+            mode=Mode.RETRIEVAL_MODE_CONTEXT_SIMILAR,
+        )
+        return Slate(await _retrieve(channel, retrieve, timeout_s))
+
+
+class BanditArm:
+    """Exploration baseline: the bandit's novel cluster, then SASRec on the history inside it."""
+
+    def __init__(self, spec: ArmSpec, retriever_address: str, bandit: ClusterBandit) -> None:
+        self.spec, self.address, self.bandit = spec, retriever_address, bandit
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """Top-k of the chosen cluster."""
+        cluster = self.bandit.choose(request.context_item_id, request.history)
+        retrieve = retriever_pb2.RetrieveRequest(
+            history=_history(request),
+            cluster_ids=[cluster],
+            k=k,
+            exclude_item_ids=_excluded(request),
+            mode=Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED,
+        )
+        return Slate(await _retrieve(channel, retrieve, timeout_s), (cluster,), "BANDIT")
+
+
+class PlannerArm:
+    """Treatment: Planner.Recommend — the MLLM's serendipitous clusters, then the cluster-restricted Retriever."""
+
+    def __init__(self, spec: ArmSpec, planner_address: str, num_clusters: int) -> None:
+        self.spec, self.address, self.num_clusters = spec, planner_address, num_clusters
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """The Recommend answer's items, planned clusters and plan source."""
+        recommend = planner_pb2.RecommendRequest(
+            context_item=common_pb2.ItemRef(item_id=request.context_item_id),
+            recent_history=_history(request),
+            num_items=k,
+            num_clusters=self.num_clusters,
+            exclude_item_ids=_excluded(request),
+        )
+        response = await planner_pb2_grpc.PlannerStub(channel).Recommend(recommend, timeout=timeout_s)
+        source = planner_pb2.PlanSource.Name(response.plan.source).removeprefix("PLAN_SOURCE_")
+        clusters = tuple(planned.cluster.cluster_id for planned in response.plan.clusters)
+        return Slate(tuple(item.item_id for item in response.items), clusters, source)
+
+
+class _WarningCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[f"{record.getMessage()}: {getattr(record, 'error', '')}".rstrip(": ")] += 1
+
+
+@contextmanager
+def planner_warnings() -> Iterator[Counter[str]]:
+    """Count the Planner's warnings (LIVE planning falling back, with the error) instead of printing them."""
+    logger, counter = logging.getLogger("planner"), _WarningCounter()
+    logger.addHandler(counter)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield counter.counts
+    finally:
+        logger.removeHandler(counter)
+        logger.propagate = propagate
+
+
+def nominate(
+    arm: Arm,
+    requests: Sequence[EvaluationRequest],
+    k: int,
+    concurrency: int = 16,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+) -> list[Slate]:
+    """The arm's slate for every request, ``concurrency`` calls in flight (Triton batches them)."""
+
+    async def run() -> list[Slate]:
+        async with grpc.aio.insecure_channel(arm.address) as channel:
+            in_flight = asyncio.Semaphore(concurrency)
+            with tqdm(total=len(requests), desc=arm.spec.name, unit="req", disable=not progress) as bar:
+
+                async def one(request: EvaluationRequest) -> Slate:
+                    async with in_flight:
+                        slate = await arm.slate(channel, request, k, timeout_s)
+                    bar.update()
+                    return slate
+
+                return list(await asyncio.gather(*(one(request) for request in requests)))
+
+    return asyncio.run(run())

@@ -104,9 +104,14 @@ def _infer_input(name: str, values: np.ndarray) -> triton_aio.InferInput:
     return tensor
 
 
+def model_config(repository: Path, model: str) -> model_config_pb2.ModelConfig:
+    """The parsed ``config.pbtxt`` of ``model`` in a Triton model repository."""
+    return text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
 def mllm_pixel_needs(repository: Path, model: str = "mllm") -> str:
     """The ``frames`` parameter of the built mllm config: ``""`` (title only), a frame count, or ``thumbnail``."""
-    config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    config = model_config(repository, model)
     return config.parameters["frames"].string_value if "frames" in config.parameters else ""
 
 

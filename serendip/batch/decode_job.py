@@ -86,8 +86,8 @@ def settings_for_model(mllm_dir: str | os.PathLike[str]) -> DecodeSettings:
 class DecodeShardWorker:
     """Ray actor: decodes the items of one shard and commits its rows (and error rows) to the staging dir."""
 
-    def __init__(self, staging_dir: str, run_key: str, settings: dict[str, int]) -> None:
-        self.staging = ShardStaging(Path(staging_dir), run_key)
+    def __init__(self, staging_dir: str, staging_key: str, settings: dict[str, int]) -> None:
+        self.staging = ShardStaging(Path(staging_dir), staging_key)
         self.settings = DecodeSettings(**settings)
         self.ready_at = time.time()
 
@@ -193,7 +193,7 @@ def run_decode(
             "decode",
             pending,
             DecodeShardWorker,
-            {"staging_dir": str(staging.directory), "run_key": key, "settings": settings.to_dict()},
+            {"staging_dir": str(staging.directory), "staging_key": key, "settings": settings.to_dict()},
             workers,
             cpus_per_worker,
             progress=progress,

@@ -180,7 +180,7 @@ class PlanShardWorker:
     def __init__(
         self,
         staging_dir: str,
-        run_key: str,
+        staging_key: str,
         store_dir: str,
         mllm_dir: str,
         engine: str,
@@ -193,7 +193,7 @@ class PlanShardWorker:
         from triton_models.engines import load_planner_engine
 
         torch.set_num_threads(threads)
-        self.staging = ShardStaging(Path(staging_dir), run_key)
+        self.staging = ShardStaging(Path(staging_dir), staging_key)
         self.store_dir = Path(store_dir)
         self.engine = load_planner_engine(engine, mllm_dir, device)
         self.top_n = top_n
@@ -361,7 +361,7 @@ def run_batch_plans(
             PlanShardWorker,
             {
                 "staging_dir": str(staging.directory),
-                "run_key": key,
+                "staging_key": key,
                 "store_dir": str(store_dir),
                 "mllm_dir": str(model.directory),
                 "engine": engine,

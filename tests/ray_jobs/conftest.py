@@ -38,9 +38,10 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     return Chain(root, world, mllm, load_world(world).items)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_address() -> Iterator[str]:
-    """A local Ray (2 CPUs, 127.0.0.1 only) for the session; its GCS address, for jobs run as subprocesses."""
+    """A local Ray (2 CPUs, 127.0.0.1 only) for these tests, shut down after them; its GCS address, for jobs run as
+    subprocesses."""
     import ray
 
     from serendip.batch.ray_runtime import init_ray

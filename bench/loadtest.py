@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.load.machine import machine_info, utc_now
 from bench.load.mix import RequestMix, describe
+from bench.load.open_loop import run_open_loop
 from bench.load.pipeline import missing_kinds
 from bench.load.report import write_report
 from bench.load.stack import LocalStack, has_artifact, prepare_plan_table
@@ -112,8 +113,6 @@ async def measure(
             best = best_under_slo(steps, args.slo_p99_ms)
             return steps, {"best_under_slo": best.summary() if best else None}
         if args.mode == "open":
-            from bench.load.open_loop import run_open_loop
-
             step = await run_open_loop(
                 call,
                 rate_qps=args.rate,

@@ -4,7 +4,8 @@ measured in the same run, and write ``bench/results/<date>.json`` plus a section
 One process tree: this process is the load generator; the raw grpc.aio echo server, a baseline tritonserver
 (python-backend echo, seqrec with and without dynamic batching) and the stack under test (tritonserver with
 mllm + seqrec, the Retriever, the Planner) are its children. A subject and its baseline are measured in
-alternating rounds and compared by their median QPS, so a change of background load hits both alike.
+alternating rounds and compared by the median of their per-round QPS ratios, so a change of background load
+hits both alike.
 
 Ratios and their goals:
   planner_cached_vs_raw_grpc_echo_qps     Planner.Plan (CACHE) / bare grpc.aio echo, concurrency 8   >= 0.6
@@ -12,7 +13,8 @@ Ratios and their goals:
   seqrec_dynamic_batching_on_vs_off_qps   seqrec with / without Triton's dynamic batcher, at 8 and
                                           at --batching-concurrency (32)                             >= 2
   mllm_batched_vs_sequential_qps          Triton mllm at 2x its max batch size (16) concurrent / at 1 >= 4
-  retriever_vs_stack_triton_seqrec_qps    Retriever / its own seqrec model called directly (no goal: explains the above)
+  retriever_vs_stack_triton_seqrec_qps    Retriever / its own seqrec model called directly    (no goal: these two
+  stack_triton_seqrec_vs_triton_echo_qps  the stack's seqrec / Triton echo                     split the above)
 Then, with every server stopped, the Ray job figures of ``bench.ray_jobs.measure()`` (minutes; --skip-ray-jobs).
 """
 
@@ -22,10 +24,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -43,6 +47,7 @@ from bench.load.targets import Endpoints, model_config, target_call
 from retriever.export import SASRecArtifact, write_sasrec_files
 from retriever.sasrec import SASRec, SASRecConfig
 from retriever.sequences import ItemVocabulary
+from serendip.data.artifacts import resolve_artifact
 from triton_models.echo import write_echo_model
 from triton_models.launcher import TritonServer, free_port
 from triton_models.seqrec import write_seqrec_model
@@ -91,64 +96,72 @@ def baseline_repository(directory: Path) -> Path:
     return repository
 
 
-class Bench:
-    """Runs closed-loop steps against named targets and keeps every result."""
+@dataclass(frozen=True)
+class Subject:
+    """A named measurement: a target, where it listens, and the request mix it draws from."""
 
-    def __init__(self, endpoints: Endpoints, mix: RequestMix, artifacts: Path, duration_s: float) -> None:
-        self.endpoints = endpoints
-        self.mix = mix
-        self.artifacts = artifacts
+    name: str
+    target: str
+    endpoints: Endpoints
+    mix: RequestMix
+
+
+class Bench:
+    """Runs closed-loop steps against subjects and keeps every result.
+
+    Subjects measured together alternate round by round, and a ratio between two of them is the median of
+    their per-round ratios: each round's pair ran seconds apart, so a change of background load (other jobs on
+    the machine) mostly cancels out, and one disturbed round does not move the median.
+    """
+
+    def __init__(self, artifacts: Path, duration_s: float) -> None:
+        self.repository = resolve_artifact(artifacts, "model_repository")
+        self.world = resolve_artifact(artifacts, "world")
         self.duration_s = duration_s
         self.steps: dict[str, dict[str, object]] = {}
+        self.round_qps: dict[str, list[float]] = {}
 
-    @contextlib.asynccontextmanager
-    async def call(self, target: str, mix: RequestMix | None = None) -> AsyncIterator[Call]:
-        """The Call of ``target`` (see bench.load.targets), with this run's request mix."""
-        from serendip.data.artifacts import resolve_artifact
+    def call(self, subject: Subject) -> contextlib.AbstractAsyncContextManager[Call]:
+        """The Call of ``subject`` (see bench.load.targets)."""
+        return target_call(subject.target, subject.endpoints, subject.mix, repository=self.repository, world=self.world)
 
-        async with target_call(
-            target,
-            self.endpoints,
-            mix or self.mix,
-            repository=resolve_artifact(self.artifacts, "model_repository"),
-            world=resolve_artifact(self.artifacts, "world"),
-        ) as call:
-            yield call
-
-    async def paired(
-        self, names: tuple[str, str], targets: tuple[str, str], concurrency: int, rounds: int, **mixes: RequestMix
-    ) -> None:
-        """Measure two targets in ``rounds`` alternating closed-loop steps; keep each one's median-QPS step."""
-        results: dict[str, list[StepResult]] = {name: [] for name in names}
-        async with (
-            self.call(targets[0], mixes.get(names[0])) as first,
-            self.call(targets[1], mixes.get(names[1])) as second,
-        ):
+    async def alternate(self, subjects: list[Subject], concurrency: int, rounds: int) -> None:
+        """``rounds`` rounds of one closed-loop step per subject, in turn."""
+        results: dict[str, list[StepResult]] = {subject.name: [] for subject in subjects}
+        async with contextlib.AsyncExitStack() as stack:
+            calls = [await stack.enter_async_context(self.call(subject)) for subject in subjects]
             for _ in range(rounds):
-                for name, target, call in zip(names, targets, (first, second), strict=True):
+                for subject, call in zip(subjects, calls, strict=True):
                     step = await run_closed_loop(
-                        call, concurrency=concurrency, duration_s=self.duration_s, deadline_s=2.0, target=target
+                        call, concurrency=concurrency, duration_s=self.duration_s, deadline_s=2.0, target=subject.target
                     )
-                    results[name].append(step)
+                    results[subject.name].append(step)
         for name, steps in results.items():
             self.keep(name, steps)
 
-    async def single(self, name: str, target: str, concurrency: int, duration_s: float, deadline_s: float) -> None:
-        """One closed-loop step."""
-        async with self.call(target) as call:
+    async def single(self, subject: Subject, concurrency: int, duration_s: float, deadline_s: float) -> None:
+        """One closed-loop step with 2 s of warm-up."""
+        async with self.call(subject) as call:
             step = await run_closed_loop(
-                call, concurrency=concurrency, duration_s=duration_s, warmup_s=2.0, deadline_s=deadline_s, target=target
+                call,
+                concurrency=concurrency,
+                duration_s=duration_s,
+                warmup_s=2.0,
+                deadline_s=deadline_s,
+                target=subject.target,
             )
-        self.keep(name, [step])
+        self.keep(subject.name, [step])
 
     def keep(self, name: str, steps: list[StepResult]) -> None:
         """Record the median-QPS step of ``steps`` under ``name``, with every round's QPS."""
         median = sorted(steps, key=lambda s: s.qps)[len(steps) // 2]
+        self.round_qps[name] = [s.qps for s in steps]
         self.steps[name] = {**median.summary(), "qps_rounds": [round(s.qps, 1) for s in steps]}
 
-    def qps(self, name: str) -> float:
-        """Median QPS of step ``name``."""
-        return float(self.steps[name]["qps"])  # type: ignore[arg-type]
+    def ratio(self, subject: str, baseline: str) -> float:
+        """Median over rounds of subject QPS / baseline QPS (the two were measured in the same rounds)."""
+        pairs = zip(self.round_qps[subject], self.round_qps[baseline], strict=True)
+        return statistics.median(s / b if b > 0 else 0.0 for s, b in pairs)
 
 
 def mllm_batch_stats(triton_url: str) -> dict[str, float]:
@@ -185,80 +198,85 @@ def run(
             artifacts_note = str(artifacts)
         mix = RequestMix.from_artifacts(artifacts)
         plans_root, cached_items = prepare_plan_table(artifacts, scratch / "plan-root")
+        bench = Bench(artifacts, duration_s)
         with (
             echo_server() as echo_address,
             TritonServer(baseline_repository(scratch / "baseline")) as baseline_triton,
             LocalStack(artifacts, scratch / "logs", plans_root) as stack,
         ):
             stack_endpoints = stack.endpoints
-            planner_bench = Bench(
-                Endpoints(planner=stack_endpoints.planner, grpc_echo=echo_address), mix, artifacts, duration_s
-            )
+            baselines = Endpoints(grpc_echo=echo_address, triton=baseline_triton.grpc_url)
+
+            def subject(name: str, target: str, endpoints: Endpoints = stack_endpoints, **options: object) -> Subject:
+                return Subject(name, target, endpoints, options.get("mix", mix))  # type: ignore[arg-type]
+
             cached_mix = mix.restricted_to(cached_items)
-            asyncio.run(
-                planner_bench.paired(
-                    ("raw_grpc_echo", "planner_plan_cached"),
-                    ("grpc-echo", "plan"),
+            groups = [
+                (
+                    [
+                        subject("raw_grpc_echo", "grpc-echo", baselines),
+                        subject("planner_plan_cached", "plan", mix=cached_mix),
+                    ],
                     concurrency,
-                    rounds,
-                    planner_plan_cached=cached_mix,
-                )
-            )
-            triton_bench = Bench(
-                Endpoints(retriever=stack_endpoints.retriever, triton=baseline_triton.grpc_url),
-                mix,
-                artifacts,
-                duration_s,
-            )
-            asyncio.run(
-                triton_bench.paired(
-                    ("triton_echo", "retriever_retrieve"), ("triton:echo", "retrieve"), concurrency, rounds
-                )
-            )
+                ),
+                (
+                    [
+                        subject("triton_echo", "triton:echo", baselines),
+                        subject("stack_triton_seqrec", "triton:seqrec"),
+                        subject("retriever_retrieve", "retrieve"),
+                    ],
+                    concurrency,
+                ),
+            ]
             for level, suffix in ((concurrency, ""), (batching_concurrency, f"_c{batching_concurrency}")):
-                asyncio.run(
-                    triton_bench.paired(
-                        (f"triton_seqrec_unbatched{suffix}", f"triton_seqrec_batched{suffix}"),
-                        ("triton:seqrec_unbatched", "triton:seqrec_batched"),
+                groups.append(
+                    (
+                        [
+                            subject(f"triton_seqrec_unbatched{suffix}", "triton:seqrec_unbatched", baselines),
+                            subject(f"triton_seqrec_batched{suffix}", "triton:seqrec_batched", baselines),
+                        ],
                         level,
-                        rounds,
                     )
                 )
-            stack_bench = Bench(stack_endpoints, mix, artifacts, duration_s)
-            asyncio.run(stack_bench.single("stack_triton_seqrec", "triton:seqrec", concurrency, duration_s, 2.0))
-            asyncio.run(stack_bench.single("planner_recommend_cached", "recommend", concurrency, duration_s, 2.0))
+            for subjects, level in groups:
+                asyncio.run(bench.alternate(subjects, level, rounds))
+            asyncio.run(
+                bench.single(
+                    subject("planner_recommend_cached", "recommend", mix=cached_mix),
+                    concurrency,
+                    duration_s * rounds,
+                    2.0,
+                )
+            )
+            mllm = subject("triton_mllm", "triton:mllm")
             before = mllm_batch_stats(stack.triton.grpc_url)
-            asyncio.run(stack_bench.single("triton_mllm_sequential", "triton:mllm", 1, mllm_duration_s, 60.0))
+            asyncio.run(bench.single(replace(mllm, name="triton_mllm_sequential"), 1, mllm_duration_s, 60.0))
             middle = mllm_batch_stats(stack.triton.grpc_url)
             # Twice the model's max batch size: while one full batch runs, the next one fills (with exactly
             # max batch size clients, a closed loop splits into two half-full batches that alternate).
             mllm_concurrency = 2 * model_config(stack.repository, "mllm").max_batch_size
             asyncio.run(
-                stack_bench.single("triton_mllm_batched", "triton:mllm", mllm_concurrency, mllm_duration_s, 60.0)
+                bench.single(replace(mllm, name="triton_mllm_batched"), mllm_concurrency, mllm_duration_s, 60.0)
             )
             after = mllm_batch_stats(stack.triton.grpc_url)
-    steps = {**planner_bench.steps, **triton_bench.steps, **stack_bench.steps}
+    steps = bench.steps
     for name, (start, end) in {
         "triton_mllm_sequential": (before, middle),
         "triton_mllm_batched": (middle, after),
     }.items():
         executions = end["executions"] - start["executions"]
         steps[name]["mean_batch_size"] = round((end["requests"] - start["requests"]) / max(executions, 1), 2)
+    c = batching_concurrency
     ratios = {
-        "planner_cached_vs_raw_grpc_echo_qps": steps["planner_plan_cached"]["qps"] / steps["raw_grpc_echo"]["qps"],
-        "retriever_vs_triton_echo_qps": steps["retriever_retrieve"]["qps"] / steps["triton_echo"]["qps"],
-        "seqrec_dynamic_batching_on_vs_off_qps": (
-            steps["triton_seqrec_batched"]["qps"] / steps["triton_seqrec_unbatched"]["qps"]
+        "planner_cached_vs_raw_grpc_echo_qps": bench.ratio("planner_plan_cached", "raw_grpc_echo"),
+        "retriever_vs_triton_echo_qps": bench.ratio("retriever_retrieve", "triton_echo"),
+        "seqrec_dynamic_batching_on_vs_off_qps": bench.ratio("triton_seqrec_batched", "triton_seqrec_unbatched"),
+        f"seqrec_dynamic_batching_on_vs_off_qps_c{c}": bench.ratio(
+            f"triton_seqrec_batched_c{c}", f"triton_seqrec_unbatched_c{c}"
         ),
-        f"seqrec_dynamic_batching_on_vs_off_qps_c{batching_concurrency}": (
-            steps[f"triton_seqrec_batched_c{batching_concurrency}"]["qps"]
-            / steps[f"triton_seqrec_unbatched_c{batching_concurrency}"]["qps"]
-        ),
-        "mllm_batched_vs_sequential_qps": (
-            steps["triton_mllm_batched"]["qps"] / max(steps["triton_mllm_sequential"]["qps"], 1e-9)
-        ),
-        "retriever_vs_stack_triton_seqrec_qps": steps["retriever_retrieve"]["qps"]
-        / steps["stack_triton_seqrec"]["qps"],
+        "mllm_batched_vs_sequential_qps": bench.ratio("triton_mllm_batched", "triton_mllm_sequential"),
+        "retriever_vs_stack_triton_seqrec_qps": bench.ratio("retriever_retrieve", "stack_triton_seqrec"),
+        "stack_triton_seqrec_vs_triton_echo_qps": bench.ratio("stack_triton_seqrec", "triton_echo"),
     }
     goals = {**GOALS, f"seqrec_dynamic_batching_on_vs_off_qps_c{batching_concurrency}": 2.0}
     return {
@@ -282,11 +300,11 @@ def markdown_section(results: dict) -> str:
         f"{machine['load_average_1m']} at the start), Python {machine['python']}, grpcio {machine['grpcio']}, "
         f"tritonclient {machine['tritonclient']}, tritonserver from nvidia-pytriton "
         f"{machine['tritonserver (nvidia-pytriton)']}. Artifacts: {results['artifacts']}.",
-        f"Closed loop at concurrency {results['concurrency']} unless stated, {results['duration_s']} s per step "
-        f"after 0.5 s warm-up; subject and baseline in {results['rounds']} alternating rounds, median QPS (the "
-        "steps run once -- Recommend, the stack's seqrec, the mllm -- have 2 s of warm-up, the mllm ones "
-        f"{results['mllm_duration_s']} s). The load generator and every server share the machine's cores, so each "
-        "figure includes the client's CPU cost.",
+        f"Closed loop at concurrency {results['concurrency']} unless stated. Subjects and baselines alternate in "
+        f"{results['rounds']} rounds of {results['duration_s']} s steps (0.5 s warm-up each); a ratio is the median "
+        "of the per-round QPS ratios, the QPS shown the median round. Recommend and the two mllm steps run once "
+        f"(2 s warm-up; {results['mllm_duration_s']} s each for the mllm). The load generator and every server "
+        "share the machine's cores (and its other jobs), so each figure includes the client's CPU cost.",
         "",
         "| ratio (same run) | value | goal | met |",
         "|---|---:|---:|:---:|",
@@ -360,8 +378,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="artifact root; a test-size pipeline is built when it is incomplete (default: %(default)s)",
     )
     parser.add_argument("--output-dir", type=Path, default=Path("bench/results"), help="default: %(default)s")
-    parser.add_argument("--duration-s", type=float, default=4.0, help="seconds per step (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair (default: %(default)s)")
+    parser.add_argument("--duration-s", type=float, default=3.0, help="seconds per step (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop workers (default: %(default)s)")
     parser.add_argument(
         "--batching-concurrency", type=int, default=32, help="second seqrec batching pair (default: %(default)s)"

@@ -25,6 +25,8 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from serendip.evaluation.arms import (
     BanditArm,
     ContextSimilarArm,
     ExploitationArm,
+    OracleArm,
     PlannerArm,
     ServingStack,
     nominate,
@@ -62,6 +65,7 @@ from serendip.evaluation.simulator import (
     EvaluationRequest,
     Slate,
     WorldUsers,
+    affine_serving_clusters,
     heldout_requests,
     sample_requests,
     simulate,
@@ -75,6 +79,7 @@ CONTEXT_SIMILAR = ArmSpec("context_similar", "exploration", "context-similar SAS
 BANDIT = ArmSpec("bandit", "exploration", "neural-linear bandit")
 MLLM = ArmSpec("mllm", "treatment", "MLLM planner")
 MLLM_TEXT_ONLY = ArmSpec("mllm_text_only", "treatment", "text-only MLLM planner")
+ORACLE = ArmSpec("oracle", "treatment", "oracle planner (true affine cluster)")
 ARTIFACT_PROTOCOL = ArmSpec("exploitation_artifact_protocol", "control", "exploitation, SASRec artifact protocol")
 
 
@@ -100,6 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="novel",
         help="clusters the bandit may pick: any cluster new to the user (novel, default) or the context's "
         "serendipitous siblings, like the Planner (siblings)",
+    )
+    parser.add_argument(
+        "--oracle-arm",
+        action="store_true",
+        help="add an upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval",
     )
     parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="visual buckets (default: 5)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
@@ -189,6 +199,7 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
 
     bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({args.bandit_scope} clusters)")
     specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if args.text_only_mllm else [])
+    specs += [ORACLE] if args.oracle_arm else []
     planner_warning_counts: dict[str, dict[str, int]] = {}
     serving = dict(sasrec=paths["sasrec"], tree=paths["tree"], curation=paths["curation"], world=paths["world"])
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", args.quiet)
@@ -199,6 +210,8 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
             BanditArm(bandit_spec, stack.retriever_address, bandit),
             PlannerArm(MLLM, stack.planner_address, args.num_clusters),
         ]
+        if args.oracle_arm:
+            arms.append(OracleArm(ORACLE, stack.retriever_address, affine_serving_clusters(world, tree, level)))
         slates = _arm_slates(arms, requests, args, planner_warning_counts)
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
         protocol_check = _arm_slates([check], requests, args, planner_warning_counts)
@@ -305,6 +318,8 @@ def replay_report(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> Path:
     """Evaluate and write the report directory; returns it."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the with-blocks stop tritonserver and the services.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     report_dir = args.report_dir or DEFAULT_REPORTS_ROOT / stamp
     report_dir.mkdir(parents=True, exist_ok=True)

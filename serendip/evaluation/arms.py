@@ -10,6 +10,7 @@ Arms (paper §4.1 "Baseline"):
 - :class:`ContextSimilarArm` — Retriever CONTEXT_SIMILAR: SASRec with the context item as the only history.
 - :class:`BanditArm` — the neural-linear bandit picks a novel cluster, Retriever CLUSTER_RESTRICTED in it.
 - :class:`PlannerArm` — Planner.Recommend: MLLM plan, then cluster-restricted retrieval (the treatment).
+- :class:`OracleArm` — optional upper bound: the context's true affine cluster, then the same retrieval.
 
 Every arm excludes the request's history (context included) and returns ``k`` items.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -201,6 +202,26 @@ def planner_warnings() -> Iterator[Counter[str]]:
     finally:
         logger.removeHandler(counter)
         logger.propagate = propagate
+
+
+class OracleArm:
+    """Upper bound, simulation only: the context's true affine cluster (ground truth, mapped to the serving tree),
+    then the same cluster-restricted retrieval as the Planner's. What a perfectly trained MLLM would reach."""
+
+    def __init__(self, spec: ArmSpec, retriever_address: str, cluster_of_context: Mapping[str, str]) -> None:
+        self.spec, self.address, self.cluster_of_context = spec, retriever_address, cluster_of_context
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """Top-k of the context's affine cluster by the user's history."""
+        cluster = self.cluster_of_context[request.context_item_id]
+        retrieve = retriever_pb2.RetrieveRequest(
+            history=_history(request),
+            cluster_ids=[cluster],
+            k=k,
+            exclude_item_ids=_excluded(request),
+            mode=Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED,
+        )
+        return Slate(await _retrieve(channel, retrieve, timeout_s), (cluster,), "ORACLE")
 
 
 def nominate(

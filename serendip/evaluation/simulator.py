@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from serendip.data.cluster_tree import level_column
+from serendip.data.cluster_tree import ClusterTree, level_column
 from serendip.data.world import World
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
 
@@ -133,6 +133,18 @@ class WorldUsers:
     def relation(self, context_item_id: str, item_id: str) -> str:
         """same / affine / secondary / serendipitous / random (true taxonomy, l = 3, δ = 1)."""
         return self.oracle.relation(context_item_id, item_id)
+
+
+def affine_serving_clusters(world: World, tree: ClusterTree, level: int) -> dict[str, str]:
+    """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth)."""
+    truth_level = level_column(level)
+    built = pd.Series({item: tree.node_of(item, level) for item in tree.item_ids}, name="built")
+    members = world.ground_truth[["item_id", truth_level]].merge(built, left_on="item_id", right_index=True)
+    counts = members.groupby([truth_level, "built"]).size().reset_index(name="items")
+    best = counts.sort_values(["items", "built"], ascending=[False, True]).drop_duplicates(truth_level)
+    serving_of_true = dict(zip(best[truth_level], best["built"], strict=True))
+    affine = world.ground_truth.set_index("item_id")["affine_cluster"]
+    return {item: serving_of_true[cluster] for item, cluster in affine.items() if cluster in serving_of_true}
 
 
 def simulate(

@@ -15,6 +15,7 @@ from serendip.evaluation.simulator import (
     EvaluationRequest,
     Slate,
     WorldUsers,
+    affine_serving_clusters,
     assign_segments,
     heldout_requests,
     sample_requests,
@@ -105,3 +106,9 @@ def test_logs_round_trip(world: World, tmp_path: Path) -> None:
     loaded = EvaluationLogs.load(tmp_path)
     assert loaded.arms == ARMS
     pd.testing.assert_frame_equal(loaded.impressions, logs.impressions)
+
+
+def test_affine_clusters_map_to_the_serving_tree_by_item_membership(world: World) -> None:
+    mapping = affine_serving_clusters(world, world.true_tree, 3)  # serving tree = the true taxonomy: identity
+    truth = world.ground_truth.set_index("item_id")["affine_cluster"].to_dict()
+    assert mapping == truth

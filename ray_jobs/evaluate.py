@@ -197,7 +197,8 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
     warm = bandit.warm_start(training_transitions(world.interactions, requests))
     _say(f"bandit warm-started on {warm} logged cluster-changing transitions", args.quiet)
 
-    bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({args.bandit_scope} clusters)")
+    scope_label = {"novel": "novel clusters", "siblings": "sibling clusters"}[args.bandit_scope]
+    bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({scope_label})")
     specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if args.text_only_mllm else [])
     specs += [ORACLE] if args.oracle_arm else []
     planner_warning_counts: dict[str, dict[str, int]] = {}

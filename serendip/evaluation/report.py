@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -226,13 +227,13 @@ def _bars(axis: plt.Axes, labels: list[str], estimates: list[Estimate], color: s
     axis.axhline(0, color="black", linewidth=0.8)
     axis.set_title(title, fontsize=10)
     axis.set_ylabel("% change vs exploitation")
-    axis.tick_params(axis="x", labelrotation=20, labelsize=8)
+    axis.tick_params(axis="x", labelsize=7)
 
 
 def _relative_figure(results: dict[str, Any], metrics: list[str], colors: list[str], title: str, path: Path) -> None:
     arms = [arm for arm in results["arms"] if arm["role"] != "control"]
-    labels = [arm["label"] for arm in arms]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8))
+    labels = [textwrap.fill(arm["label"], 14) for arm in arms]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(max(4.2, 1.1 * len(arms)) * len(metrics), 4.0))
     for axis, metric, color in zip(axes, metrics, colors, strict=True):
         estimates = [estimate(results["relative_to_control"][arm["name"]][metric]) for arm in arms]
         _bars(axis, labels, estimates, color, METRIC_LABELS[metric])

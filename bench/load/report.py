@@ -48,15 +48,17 @@ def write_csv(steps: list[StepResult], path: Path) -> None:
 def plot_latency_vs_throughput(steps: list[StepResult], path: Path, slo_p99_ms: float | None = None) -> None:
     """Latency percentiles (log scale) against achieved QPS, one panel per target and mode.
 
-    Each point is a step, labelled ``c=N`` (closed loop) or ``r=N`` (open-loop offered rate); steps with
-    errors or overflow are drawn hollow.
+    Each point is a step, labelled ``c=N`` (closed loop) or ``r=N`` (open-loop offered rate), joined in order
+    of that load; steps with errors or overflow are circled in red.
     """
     series: dict[tuple[str, str], list[StepResult]] = {}
     for step in steps:
         series.setdefault((step.target, step.mode), []).append(step)
     figure, axes = plt.subplots(1, len(series), figsize=(6.5 * len(series), 4.8), squeeze=False)
     for axis, ((target, mode), group) in zip(axes[0], series.items(), strict=True):
-        group = sorted(group, key=lambda s: s.qps)
+        # Joined in order of the load applied (concurrency or offered rate), so a curve that bends back to
+        # the left shows more load bringing less throughput.
+        group = sorted(group, key=lambda s: (s.concurrency or 0, s.offered_qps or 0.0))
         qps = [s.qps for s in group]
         for key, label, style in PLOTTED_PERCENTILES:
             latencies = [s.summary()[key] for s in group]

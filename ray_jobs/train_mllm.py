@@ -98,7 +98,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     training.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1")
     training.add_argument("--lora-rank", type=int, default=TrainingConfig.lora_rank)
-    training.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    training.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice, one per core; 1 is faster when other jobs share the cores)",
+    )
     training.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -47,7 +47,6 @@ class PromptVariant(StrEnum):
 
 THUMBNAIL = data_prompts.THUMBNAIL
 NO_FRAMES = data_prompts.NO_FRAMES
-FRAME_COUNTS = data_prompts.FRAME_COUNTS
 REASONING_END = "\n" + data_prompts.ANSWER_MARKER.rstrip()
 """Last characters of the CoT reasoning part, right before the answer (``"\\ncluster:"``)."""
 ANSWER_LEAD = data_prompts.ANSWER_MARKER[len(data_prompts.ANSWER_MARKER.rstrip()) :]

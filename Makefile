@@ -19,7 +19,7 @@ PIP_QUIET := grep -v -e '^WARNING: Location' -e '^$$' || true
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup protos test test-all lint demo serve build-engines bench clean world tree curate data train-sasrec
+.PHONY: help setup protos test test-all lint demo serve build-engines bench clean world tree curate data train-sasrec train-mllm ablations
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ curate: setup  ## Serendipitous SFT examples (every prompt variant) from the lat
 	$(BIN)/python -m ray_jobs.curate --artifacts $(ARTIFACTS)
 
 data: world tree curate  ## world -> tree -> curation
+
+train-mllm: setup  ## Fine-tune the planner MLLM (video CoT, 4 frames) -> artifacts/mllm/<version>
+	$(BIN)/python -m ray_jobs.train_mllm --curation $(ARTIFACTS)/curation --artifacts $(ARTIFACTS)
+
+ablations: setup  ## Paper Figs 3-5: prompt variants, frame counts, thumbnail -> reports/mllm_ablations/<stamp>
+	$(BIN)/python -m ray_jobs.mllm_ablations --curation $(ARTIFACTS)/curation
 
 train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluated against popularity
 	$(BIN)/python -m ray_jobs.train_sasrec --artifacts $(ARTIFACTS)

@@ -22,6 +22,9 @@ SUMMARY_COLUMNS = ("shard_id", "items", "errors", "seconds", "ready_at")
 """What an actor returns per shard; ``ready_at`` is the wall time (epoch s) its constructor finished."""
 
 
+LOCAL_START_ATTEMPTS = 3
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Use the running Ray, else connect to ``address`` (or ``$RAY_ADDRESS``, set by ``ray job submit``), else
     start a local one on 127.0.0.1 with ``num_cpus``. True when this call connected or started Ray.
@@ -35,8 +38,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        # "local": a new Ray of our own, even when a `ray start` cluster (or its stale address file) is around
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        # "local": a new Ray of our own, even when a `ray start` cluster (or its stale address file) is around.
+        # Ray gives its raylet a fixed 30 s to register; on an overloaded machine one more try usually succeeds.
+        for attempt in range(LOCAL_START_ATTEMPTS):
+            try:
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+                break
+            except Exception as error:  # Ray raises a bare Exception for this timeout
+                ray.shutdown()
+                if attempt + 1 == LOCAL_START_ATTEMPTS or "timed out during startup" not in str(error):
+                    raise
     _quiet_ray_data()
     return True
 

@@ -88,12 +88,6 @@ def system_under_test(args: argparse.Namespace, scratch: Path) -> Iterator[tuple
         cached = set(PlanTable.load(args.artifacts).plans) if has_artifact(args.artifacts, "plans") else None
         yield Endpoints(planner=args.planner, retriever=args.retriever, triton=args.triton), cached
         return
-    missing = missing_kinds(args.artifacts)
-    if missing:
-        raise SystemExit(
-            f"{args.artifacts} lacks {', '.join(missing)}: run `make demo` (or the make targets of the pipeline) "
-            "first, or point --artifacts at a complete root"
-        )
     plans_root, cached = prepare_plan_table(args.artifacts, scratch / "plan-root")
     with LocalStack(args.artifacts, scratch / "logs", plans_root) as stack:
         yield stack.endpoints, cached
@@ -155,6 +149,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     output_dir = args.output_dir or Path("reports/loadtest") / utc_now().replace(":", "")
     needs_mix = any(target not in ("grpc-echo", "triton:echo") for target in args.targets)
+    starts_stack = not (args.planner or args.retriever or args.triton)
+    missing = missing_kinds(args.artifacts) if needs_mix or starts_stack else []
+    if missing:
+        raise SystemExit(
+            f"{args.artifacts} lacks {', '.join(missing)}: run `make demo` (or the make targets of the pipeline) "
+            "first, or point --artifacts (ARTIFACTS= for make) at a complete root"
+        )
     mix = RequestMix.from_artifacts(args.artifacts, seed=args.seed) if needs_mix else None
     steps: list[StepResult] = []
     per_target: dict[str, object] = {}

@@ -82,7 +82,7 @@ build-engines: setup  ## Triton model repository from the trained MLLM and SASRe
 	$(BIN)/python -m triton_models.build_engines --artifacts $(ARTIFACTS) --engine $(ENGINE) --device $(DEVICE)
 
 bench: setup  ## Benchmarks; results in bench/results/<date>.json
-	$(BIN)/python -m bench.run --output-dir bench/results
+	$(BIN)/python -m bench.run --output-dir bench/results --artifacts $(ARTIFACTS)
 
 clean:  ## Remove generated stubs and run outputs (keeps .venv)
 	rm -rf serendip/v1 $(ARTIFACTS) reports .pytest_cache

@@ -13,6 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from planner.content import ContextContent
 from serendip.service.errors import DeadlineExceededError, UnavailableError
+from triton_models.client import triton_aio_client
 
 T = TypeVar("T")
 MLLM_MODEL = "mllm"
@@ -65,7 +66,7 @@ class MllmClient:
 
     def _connection(self) -> triton_aio.InferenceServerClient:
         if self._client is None:
-            self._client = triton_aio.InferenceServerClient(self.url)
+            self._client = triton_aio_client(self.url)
         return self._client
 
     async def pixel_needs(self, timeout_s: float) -> PixelNeeds:

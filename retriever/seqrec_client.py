@@ -7,6 +7,7 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from serendip.service.errors import DeadlineExceededError, UnavailableError
+from triton_models.client import triton_aio_client
 from triton_models.seqrec import HISTORY_INPUT, SEQREC_MODEL, USER_OUTPUT
 
 
@@ -21,7 +22,7 @@ class SeqrecClient:
     def _connection(self) -> triton_aio.InferenceServerClient:
         # Created lazily so that the channel belongs to the serving event loop.
         if self._client is None:
-            self._client = triton_aio.InferenceServerClient(self.url)
+            self._client = triton_aio_client(self.url)
         return self._client
 
     async def user_embeddings(self, histories: np.ndarray, timeout_s: float) -> np.ndarray:

@@ -33,7 +33,7 @@ from planner.plan_table import PLANS_FILE, publish_plan_table
 from serendip.batch.decode_job import DecodeResult, run_decode, settings_for_model
 from serendip.batch.frame_store import DecodeSettings, decode_items, fingerprint_items, frames_table
 from serendip.batch.plans_job import PROCESSED_FILE, PlanningModel, PlansResult, run_batch_plans
-from serendip.batch.ray_runtime import init_ray
+from serendip.batch.ray_runtime import ray_session
 from serendip.data.artifacts import read_manifest
 
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
@@ -142,9 +142,8 @@ def measure(
         catalogue = load_world(world_dir).items.sort_values("item_id", ignore_index=True)
         settings = settings_for_model(mllm_dir)
         model = PlanningModel.load(mllm_dir)
-        started_ray = init_ray(num_cpus=2)
         load_at_start = os.getloadavg()[0]
-        try:
+        with ray_session(num_cpus=2):
             decode = _decode_figures(scratch, _copies(catalogue, decode_copies), settings)
 
             plan_catalogue = catalogue.head(plan_items)
@@ -154,11 +153,6 @@ def measure(
             previous = _previous_without(full.plans_dir, scratch / "plans", new_ids)  # type: ignore[arg-type]
             incremental, incremental_s = _timed_plans(scratch / "plans", store, model, previous, workers=2)
             full_one, full_one_s = _timed_plans(scratch / "plans-full-1", store, model, None, workers=1)
-        finally:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
     full_plan, incremental_plan = _stage(full, "plan"), _stage(incremental, "plan")
     per_item_s = (full_plan["seconds"] - full_plan["startup_seconds"]) / full_plan["items"]
     fixed_s = incremental_s - incremental_plan["items"] * per_item_s

@@ -23,7 +23,7 @@ from planner.plan_table import PLANS_KIND
 from serendip.batch.cli import add_ray_arguments, configure_logging, pool_size
 from serendip.batch.frame_store import FRAMES_KIND
 from serendip.batch.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
-from serendip.batch.ray_runtime import cluster_resource, init_ray
+from serendip.batch.ray_runtime import cluster_resource, ray_session
 from serendip.data.artifacts import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
 from serendip.data.errors import ArtifactError, DataError
 from triton_models.mllm.errors import MllmError
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> PlansResult:
         except ArtifactError:
             if args.previous is not None:
                 raise
-    started_ray = init_ray(args.address, args.num_cpus)
-    try:
+    with ray_session(args.address, args.num_cpus):
         gpus_per_worker = args.gpus_per_worker
         if gpus_per_worker is None:
             gpus_per_worker = 1.0 if cluster_resource("GPU") else 0.0
@@ -98,11 +97,6 @@ def main(argv: list[str] | None = None) -> PlansResult:
             num_gpus=gpus_per_worker,
             progress=not args.quiet,
         )
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     print(json.dumps(result.report(), indent=1))
     return result
 

@@ -22,7 +22,7 @@ from serendip.batch.cli import add_catalogue_arguments, add_ray_arguments, confi
 from serendip.batch.corpus import CORPUS_KIND, load_corpus_ids
 from serendip.batch.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from serendip.batch.frame_store import FRAMES_KIND, DecodeSettings
-from serendip.batch.ray_runtime import init_ray
+from serendip.batch.ray_runtime import ray_session
 from serendip.data.artifacts import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
 from serendip.data.errors import ArtifactError, DataError
 
@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> DecodeResult:
         except ArtifactError:
             if args.previous is not None:
                 raise
-    started_ray = init_ray(args.address, args.num_cpus)
-    try:
+    with ray_session(args.address, args.num_cpus):
         result = run_decode(
             args.artifacts,
             items,
@@ -121,11 +120,6 @@ def main(argv: list[str] | None = None) -> DecodeResult:
             cpus_per_worker=args.cpus_per_worker,
             progress=not args.quiet,
         )
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     print(json.dumps(result.report(), indent=1))
     return result
 

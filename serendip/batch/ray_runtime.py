@@ -7,11 +7,12 @@ model's weights). The driver only sees one small summary per shard, from which i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,19 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
                     raise
     _quiet_ray_data()
     return True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """``init_ray`` for the block; shuts Ray down afterwards only if this block started or joined it."""
+    started = init_ray(address, num_cpus)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def _quiet_ray_data() -> None:

@@ -341,12 +341,15 @@ def markdown_section(results: dict) -> str:
             goal = ray["goals"].get(name)
             met = "-" if goal is None else ("yes" if value >= goal else "no")
             lines.append(f"| {name} | {value} | {'-' if goal is None else f'≥ {goal}'} | {met} |")
-        plans = ray["plans"]
+        plans, ceiling = ray["plans"], ray["machine_ceiling"]["decode_seconds"]
+        full, incremental = plans["full_2_workers"], plans["incremental_2_workers"]
         lines += [
             "",
-            f"Planning: fixed cost per run {plans['fixed_seconds_per_run']} s, {plans['seconds_per_item_2_workers']} s "
-            f"per item with 2 workers; a 10 %-new incremental run reaches 8x from about "
-            f"{plans['full_run_items_for_8x']} items. Full figures in the JSON.",
+            f"Planning: full run {full['job_seconds']} s, incremental run {incremental['job_seconds']} s; fixed cost "
+            f"per run {plans['fixed_seconds_per_run']} s, {plans['seconds_per_item_2_workers']} s per item with 2 "
+            f"workers; a 10 %-new incremental run reaches 8x from about {plans['full_run_items_for_8x']} items. "
+            f"Machine ceiling for 2 workers: the same decoding in 2 plain processes vs 1 (no Ray, no start-up) took "
+            f"{ceiling['two_processes']} s vs {ceiling['one_process']} s. Full figures in the JSON.",
         ]
     elif "ray_jobs" in results:
         lines += ["", "Ray jobs: not measured in this run (`--skip-ray-jobs`)."]

@@ -52,7 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     runs.add_argument("--full", action="store_true", help="plan every item, ignoring the previous plans version")
     runs.add_argument("--previous", type=Path, help="plans version to merge with (default: <artifacts>/plans LATEST)")
     runs.add_argument(
-        "--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="items per committed shard (default: %(default)s)"
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="items per committed shard; a small run is split so no worker idles (default: %(default)s)",
     )
     add_ray_arguments(parser, "planning")
     parser.add_argument(

@@ -53,7 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--previous", type=Path, help="frame store version to carry from (default: <artifacts>/frames LATEST)"
     )
     runs.add_argument(
-        "--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="videos per shard (default: %(default)s)"
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="videos per shard; a small run is split so no worker idles (default: %(default)s)",
     )
     add_ray_arguments(parser, "decoding")
     parser.add_argument(

@@ -9,13 +9,14 @@ Stages (each a job you can also run alone; finished stages are reused unless ``-
 5. ``ray_jobs.train_sasrec``    SASRec retriever
 6. ``triton_models.build_engines``  Triton model repository (mllm + seqrec)
 7. ``ray_jobs.popular_corpus``, ``ray_jobs.decode_frames``, ``ray_jobs.batch_plans``: the plan table of the
-   items covering 80 % of impressions (Ray Data on a local Ray instance)
+   items covering 80 % of impressions (Ray Data on one local Ray instance, started once for both jobs)
 8. serve: tritonserver + Retriever + Planner on 127.0.0.1, then a few Recommend calls, printed
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import textwrap
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from ray_jobs import (
     train_mllm,
     train_sasrec,
 )
+from serendip.batch.ray_runtime import ray_session
 from serendip.data.artifacts import resolve_artifact
 from serendip.data.errors import ArtifactError
 from serendip.serve import Stack
@@ -59,15 +61,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def existing_artifact(root: Path, kind: str) -> Path | None:
+    """The latest artifact of ``kind`` under ``root``, None when there is none."""
+    try:
+        return resolve_artifact(root, kind)
+    except ArtifactError:
+        return None
+
+
 def run_stage(name: str, kind: str, root: Path, rebuild: bool, job: Callable[[], object]) -> Path:
     """Run ``job`` unless an artifact of ``kind`` already exists (and ``rebuild`` is off)."""
-    if not rebuild:
-        try:
-            existing = resolve_artifact(root, kind)
-            print(f"==> {name}: reusing {existing}", flush=True)
-            return existing
-        except ArtifactError:
-            pass
+    existing = None if rebuild else existing_artifact(root, kind)
+    if existing is not None:
+        print(f"==> {name}: reusing {existing}", flush=True)
+        return existing
     print(f"==> {name}", flush=True)
     started = time.monotonic()
     job()
@@ -90,8 +97,10 @@ def build_everything(args: argparse.Namespace) -> None:
     run_stage("SASRec training", "sasrec", root, args.rebuild, lambda: train_sasrec.main(sasrec_args))
     run_stage("build engines", "model_repository", root, args.rebuild, lambda: build_engines.main(common))
     run_stage("popular corpus", "corpus", root, args.rebuild, lambda: popular_corpus.main(common))
-    run_stage("frame decoding (Ray)", "frames", root, args.rebuild, lambda: decode_frames.main(common))
-    run_stage("batch plans (Ray)", "plans", root, args.rebuild, lambda: batch_plans.main(common))
+    ray_needed = args.rebuild or any(existing_artifact(root, kind) is None for kind in ("frames", "plans"))
+    with ray_session() if ray_needed else contextlib.nullcontext():  # one local Ray for both jobs, not one each
+        run_stage("frame decoding (Ray)", "frames", root, args.rebuild, lambda: decode_frames.main(common))
+        run_stage("batch plans (Ray)", "plans", root, args.rebuild, lambda: batch_plans.main(common))
 
 
 def show_recommendations(planner_address: str, items: pd.DataFrame, count: int) -> None:

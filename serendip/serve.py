@@ -2,7 +2,9 @@
 
 Serves the newest artifacts under ``--artifacts``: the ``model_repository`` built by ``make build-engines``
 (Triton: ``mllm`` and ``seqrec``), ``sasrec`` + ``tree`` (Retriever), ``curation`` + ``plans`` + ``world``
-(Planner). Runs until Ctrl-C or SIGTERM, then stops the services gracefully and Triton with SIGINT.
+(Planner). The Planner's clusters come from the tree its curation was made on and the Retriever's from the
+``tree`` artifact: serving refuses to start when those are different trees. Runs until Ctrl-C or SIGTERM, then
+stops the services gracefully and Triton with SIGINT.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from planner.service import PlannerServicer, planner_binding
 from retriever.__main__ import DEFAULT_PORT as RETRIEVER_PORT
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
-from serendip.data.artifacts import resolve_artifact
+from serendip.data.artifacts import read_manifest, resolve_artifact
 from serendip.data.errors import ArtifactError
 from serendip.service.logs import configure_logging
 from serendip.service.server import DEFAULT_HOST, GrpcService, serve_until_signalled
@@ -43,6 +45,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_same_tree(curation_dir: Path, tree_dir: Path) -> None:
+    """Fail unless the curation (the Planner's clusters) was made on the tree version the Retriever serves."""
+    curated_on = read_manifest(curation_dir).get("inputs", {}).get("tree", {})
+    served = read_manifest(tree_dir)
+    if curated_on.get("content_sha256") != served["content_sha256"]:
+        raise ArtifactError(
+            f"the Planner would plan clusters of tree {curated_on.get('version', '(not recorded)')} (curation "
+            f"{curation_dir.name}) but the Retriever serves tree {served['version']}: cluster ids would not match; "
+            f"re-run `make curate` (then train-mllm, build-engines, batch-plans) or serve matching artifacts"
+        )
+
+
 class Stack:
     """Triton plus the two services over one artifact root; start() then run(), stop() in any case."""
 
@@ -61,9 +75,11 @@ class Stack:
 
     def services(self) -> list[GrpcService]:
         """Both gRPC services, wired to Triton and to each other."""
+        curation = resolve_artifact(self.artifacts, "curation")
+        check_same_tree(curation, resolve_artifact(self.artifacts, "tree"))
         retrieval = load_retrieval_model(self.artifacts, self.artifacts, self.triton.grpc_url)
         planner = load_planner(
-            resolve_artifact(self.artifacts, "curation"),
+            curation,
             self.artifacts if self._optional("plans") else None,
             self._optional("world"),
             self.triton.grpc_url,

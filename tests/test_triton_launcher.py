@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import tritonclient.grpc as grpcclient
 
 from triton_models.echo import write_echo_model
 from triton_models.installation import TritonInstallation, TritonNotInstalledError
-from triton_models.launcher import TritonServer, TritonStartupError
+from triton_models.launcher import PROJECT_ROOT, TritonServer, TritonStartupError
 from triton_models.model_config import read_config
 
 
@@ -46,6 +52,49 @@ def test_stop_terminates_server_process(tmp_path: Path) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     server.stop()  # idempotent
+
+
+HOLDER_SCRIPT = """
+import sys, time
+from triton_models.launcher import TritonServer
+server = TritonServer(sys.argv[1]).start()
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Exited (a zombie left for its new parent to reap counts as exited)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_server_dies_with_the_process_that_started_it(tmp_path: Path, signum: signal.Signals) -> None:
+    write_echo_model(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT, text=True
+    )
+    server_pid = None
+    try:
+        server_pid = int(holder.stdout.readline())  # type: ignore[union-attr]
+        server = psutil.Process(server_pid)
+        stubs = server.children(recursive=True)
+        assert stubs, "the python backend runs each model instance in a stub process"
+        holder.send_signal(signum)  # no `stop()`, no finaliser: the holder just dies
+        holder.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while not all(_gone(process) for process in [server, *stubs]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(_gone(process) for process in [server, *stubs])
+    finally:
+        holder.kill()
+        holder.wait()
+        if server_pid is not None:  # a failed check must not leave the server behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server_pid, signal.SIGKILL)
 
 
 def test_model_that_fails_to_load_reports_its_error(tmp_path: Path) -> None:

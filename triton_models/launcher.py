@@ -6,21 +6,25 @@ Usage::
         client = tritonclient.grpc.InferenceServerClient(server.grpc_url)
 
 The server binds 127.0.0.1 on free ports, HTTP is off, readiness is strict (every model
-must be ready), and stopping sends SIGINT then SIGKILL after a timeout.
+must be ready), and stopping sends SIGINT then SIGKILL after a timeout. On Linux the server is also
+killed when the thread that started it dies (``PR_SET_PDEATHSIG``), so a test run or a bench stopped by
+SIGTERM or SIGKILL leaves no tritonserver behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import site
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tritonclient.grpc as grpcclient
@@ -31,6 +35,9 @@ from triton_models.installation import TritonInstallation
 LOGGER = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SITE_DIRS_ENV = "SERENDIP_SITE_DIRS"
+PR_SET_PDEATHSIG = 1
+"""prctl option (linux/prctl.h): the signal a process gets when the thread that forked it exits."""
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 class TritonStartupError(RuntimeError):
@@ -126,6 +133,7 @@ class TritonServer:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_killed_with_parent(os.getpid()) if _PRCTL is not None else None,
             )
         self._finalizer = weakref.finalize(self, _kill_group, self._process)
         LOGGER.info("tritonserver pid %d starting on %s", self._process.pid, self.grpc_url)
@@ -185,6 +193,18 @@ class TritonServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _killed_with_parent(parent_pid: int) -> Callable[[], None]:
+    """What the forked child runs before exec: ask for SIGKILL when its parent thread dies, and die at once if
+    the parent is already gone (it may have died between fork and prctl)."""
+
+    def arrange() -> None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[misc]
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arrange
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

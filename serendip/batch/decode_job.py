@@ -35,7 +35,7 @@ from serendip.batch.frame_store import (
     frames_table,
     read_store_index,
 )
-from serendip.batch.ray_runtime import StageStats, run_shards, spec_of, summary_batch
+from serendip.batch.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
 from serendip.batch.staging import (
     ShardStaging,
     exclusive_run,
@@ -172,18 +172,19 @@ def run_decode(
             LOGGER.info("frame store %s is up to date", previous_dir)
             return DecodeResult(previous_dir, False, {"items": len(keep_ids), "decoded": 0}, [hashing])
 
+        shard_items = shard_size_for(len(to_decode), shard_size, workers)
         key = run_key(
             {
                 "job": "decode_frames",
                 "settings": settings.to_dict(),
-                "shard_size": shard_size,
+                "shard_items": shard_items,
                 "items": [(item.item_id, item.content_sha256) for item in to_decode],
             }
         )
         staging = ShardStaging.for_run(kind_dir, key)
         specs = [
-            {"shard_id": shard_id, "items": [asdict(item) for item in to_decode[start : start + shard_size]]}
-            for shard_id, start in enumerate(range(0, len(to_decode), shard_size))
+            {"shard_id": shard_id, "items": [asdict(item) for item in to_decode[start : start + shard_items]]}
+            for shard_id, start in enumerate(range(0, len(to_decode), shard_items))
         ]
         committed = staging.committed()
         pending = [spec for spec in specs if spec["shard_id"] not in committed]

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from planner.plan_table import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, publish_plan_table
 from serendip.batch.frame_store import read_rows, read_store_index, row_pixels
-from serendip.batch.ray_runtime import StageStats, run_shards, spec_of, summary_batch
+from serendip.batch.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
 from serendip.batch.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
 from serendip.data.artifacts import input_record, read_manifest, resolve_artifact
 from serendip.data.cluster_tree import ClusterTree
@@ -327,6 +327,7 @@ def run_batch_plans(
             counts = {"items": plan.kept_processed["item_id"].nunique(), "planned": 0}
             return PlansResult(previous_dir, False, plan.mode, counts)
         store = read_manifest(store_dir)
+        shard_items = shard_size_for(len(plan.work), shard_size, workers)
         key = run_key(
             {
                 "job": "batch_plans",
@@ -334,7 +335,7 @@ def run_batch_plans(
                 "store": [store["version"], store["content_sha256"]],
                 "previous": read_manifest(previous_dir)["version"] if previous_dir else None,
                 "top_n": top_n,
-                "shard_size": shard_size,
+                "shard_items": shard_items,
                 "items": plan.work[["item_id", "content_sha256"]].values.tolist(),
             }
         )
@@ -345,11 +346,11 @@ def run_batch_plans(
                 "shard_id": shard_id,
                 "items": [
                     {"item_id": row["item_id"], "candidates": model.candidates(row["item_id"])}
-                    for row in work[start : start + shard_size]
+                    for row in work[start : start + shard_items]
                 ],
-                "shard_files": sorted({row["shard_file"] for row in work[start : start + shard_size]}),
+                "shard_files": sorted({row["shard_file"] for row in work[start : start + shard_items]}),
             }
-            for shard_id, start in enumerate(range(0, len(work), shard_size))
+            for shard_id, start in enumerate(range(0, len(work), shard_items))
         ]
         committed = staging.committed()
         pending = [spec for spec in specs if spec["shard_id"] not in committed]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -125,6 +126,12 @@ class StageStats:
             f"{self.stage}: {self.items} items in {self.seconds:.2f} s "
             f"({self.items_per_s:.1f} items/s, {self.workers} worker{'s' if self.workers != 1 else ''}{startup})"
         )
+
+
+def shard_size_for(items: int, shard_size: int, workers: int) -> int:
+    """``shard_size``, or less when ``items`` would fill fewer shards than there are workers: a small
+    (incremental) run is split evenly so that every worker gets a share instead of one worker doing it all."""
+    return max(1, min(shard_size, math.ceil(items / max(1, workers))))
 
 
 def run_shards(

@@ -63,7 +63,7 @@ def runs(chain: Chain, ray_address: str, tmp_path_factory: pytest.TempPathFactor
     second = pd.concat([first, added], ignore_index=True)
     second.loc[second["item_id"] == changed_id, "title"] = "a new title for this video"
     decoded = _decode(write_items(second, root / "v2" / "items.parquet"), chain, root)
-    incremental = _plan(chain, root, "--workers", "1")
+    incremental = _plan(chain, root, "--workers", "2", shard_size=8)  # 5 items: split 3 + 2, not one shard of 5
     return IncrementalRuns(root, first, {changed_id, *added["item_id"]}, full, decoded, incremental)
 
 
@@ -81,6 +81,7 @@ def test_incremental_run_plans_only_new_and_changed_items(runs: IncrementalRuns,
     assert runs.incremental.mode == "incremental"
     assert (runs.incremental.counts["planned"], runs.incremental.counts["carried"]) == (5, 11)
     assert runs.incremental.stages[0].items == 5, "the planning stage saw only the new and changed items"
+    assert (runs.incremental.counts["shards_run"], runs.incremental.stages[0].workers) == (2, 2), "both workers plan"
     before, after = _plans(runs.full.plans_dir), _plans(runs.incremental.plans_dir)
     pd.testing.assert_frame_equal(
         after[~after["item_id"].isin(runs.touched)].reset_index(drop=True),

@@ -1,0 +1,21 @@
+"""Shard sizing: small runs are split so that every worker gets a share; large runs keep the asked size."""
+
+import pytest
+
+from serendip.batch.ray_runtime import shard_size_for
+
+
+@pytest.mark.parametrize(
+    ("items", "shard_size", "workers", "expected"),
+    [
+        (1000, 16, 2, 16),  # many full shards: unchanged
+        (32, 16, 2, 16),  # exactly one full shard per worker
+        (16, 16, 2, 8),  # one shard's worth over two workers: halves
+        (5, 8, 2, 3),  # uneven: 3 + 2
+        (5, 8, 1, 5),  # one worker: one shard
+        (1, 16, 4, 1),  # fewer items than workers: one item per shard, never 0
+        (0, 16, 2, 1),
+    ],
+)
+def test_shard_size_for(items: int, shard_size: int, workers: int, expected: int) -> None:
+    assert shard_size_for(items, shard_size, workers) == expected

@@ -182,7 +182,7 @@ def _decode_figures(scratch: Path, catalogue: pd.DataFrame, settings: DecodeSett
 
 def measure(
     items: int = 1200,
-    plan_items: int = 1600,
+    plan_items: int = 2400,
     scaling_plan_items: int = 160,
     decode_copies: int = 8,
     scratch_dir: Path | None = None,

@@ -129,9 +129,13 @@ class StageStats:
 
 
 def shard_size_for(items: int, shard_size: int, workers: int) -> int:
-    """``shard_size``, or less when ``items`` would fill fewer shards than there are workers: a small
-    (incremental) run is split evenly so that every worker gets a share instead of one worker doing it all."""
-    return max(1, min(shard_size, math.ceil(items / max(1, workers))))
+    """Items per shard: at most ``shard_size``, as even as possible, and a shard count that is a multiple of
+    ``workers``, so that no worker idles while another works through the last shard (16 items over 2 workers:
+    2 shards of 8, not one of 16; 240 items at 16 over 2 workers: 16 shards of 15, not 15 of 16).
+    """
+    workers = max(1, workers)
+    shards = math.ceil(max(1, math.ceil(items / shard_size)) / workers) * workers
+    return max(1, math.ceil(items / shards))
 
 
 def run_shards(

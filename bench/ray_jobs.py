@@ -44,9 +44,9 @@ from serendip.data.artifacts import read_manifest
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
 NEW_FRACTION = 0.1
 PLAN_SHARD_SIZE = 16
+"""One engine batch (``TorchPlannerEngine`` batches 16 prompts) per shard."""
 CEILING_COPIES = 2
 """The machine-ceiling measurement decodes each distinct video this many times (a ratio: fewer items suffice)."""
-"""One engine batch (``TorchPlannerEngine`` batches 16 prompts) per shard."""
 
 
 def _build_chain(root: Path, items: int) -> tuple[Path, Path]:

@@ -1,11 +1,9 @@
-"""LIVE planning: the ``mllm`` model on Triton, with concurrent identical requests coalesced."""
+"""LIVE planning: the client of the ``mllm`` model on Triton."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
@@ -15,7 +13,6 @@ from planner.content import ContextContent
 from serendip.service.errors import DeadlineExceededError, UnavailableError
 from triton_models.client import triton_aio_client
 
-T = TypeVar("T")
 MLLM_MODEL = "mllm"
 
 
@@ -33,25 +30,6 @@ class PixelNeeds:
 
     frames: int
     thumbnail: bool
-
-
-class Coalescer:
-    """Runs one task per key at a time; concurrent callers with the same key share its result."""
-
-    def __init__(self) -> None:
-        self._in_flight: dict[Hashable, asyncio.Task] = {}
-
-    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]], timeout_s: float) -> T:
-        """Await the shared task for ``key`` (started by the first caller) for at most ``timeout_s``."""
-        task = self._in_flight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
-
-    def __len__(self) -> int:
-        return len(self._in_flight)
 
 
 class MllmClient:
@@ -81,7 +59,7 @@ class MllmClient:
         return self._needs
 
     async def rank(self, item_id: str, content: ContextContent, candidates: Sequence[str] | None, n: int) -> LivePlan:
-        """Ranked clusters for one context (the shared task's own timeout is ``call_timeout_s``)."""
+        """Ranked clusters for one context, within ``call_timeout_s`` (a LIVE run outlives its callers)."""
         inputs = [
             _tensor("ITEM_ID", np.array([[item_id.encode()]], dtype=np.object_)),
             _tensor("TITLE", np.array([[content.title.encode()]], dtype=np.object_)),

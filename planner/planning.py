@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from planner import metrics
+from planner.admission import LiveAdmission
 from planner.content import ContextContent, ItemStore
 from planner.fallback import FallbackPolicy
-from planner.live import Coalescer, MllmClient
+from planner.live import LivePlan, MllmClient
 from planner.plan_table import PlanTableWatcher
 from serendip.data.cluster_tree import ClusterTree
+from serendip.service.deadlines import Deadline
 from serendip.service.errors import DeadlineExceededError, NotFoundError, UnavailableError
 
 LOGGER = logging.getLogger(__name__)
@@ -56,8 +59,10 @@ class PlanOutcome:
 class PlannerSettings:
     """Tunables of the policy."""
 
-    live_min_budget_s: float = 0.25
-    """Below this much remaining deadline a cache miss goes straight to FALLBACK."""
+    live_max_in_flight: int = 8
+    """At most this many LIVE runs at once; a miss beyond it is FALLBACK at once (bounded memory in a miss storm)."""
+    live_prior_s: float = 0.25
+    """LIVE latency assumed until the first LIVE run has been measured."""
     metadata_timeout_s: float = 1.0
 
 
@@ -90,7 +95,7 @@ class Planner:
         self.mllm = mllm
         self.items = items
         self.settings = settings or PlannerSettings()
-        self.coalescer = Coalescer()
+        self.live = LiveAdmission(self.settings.live_max_in_flight, self.settings.live_prior_s)
 
     def context_cluster(self, item_id: str) -> str | None:
         """The item's planning-level cluster, None when the item is not in the tree."""
@@ -106,21 +111,28 @@ class Planner:
         request_content: ContextContent | None,
         history_item_ids: Sequence[str],
         n: int,
-        budget_s: float,
+        deadline: Deadline,
     ) -> PlanOutcome:
-        """The best available plan within ``budget_s`` seconds; never fails because Triton is down."""
+        """The best plan available before ``deadline``; never fails because Triton is down or slow.
+
+        CACHE and FALLBACK cost microseconds; LIVE is tried only when admitted (see LiveAdmission) and is
+        abandoned for FALLBACK when it has not answered by the deadline.
+        """
         context_cluster = self.context_cluster(item_id)
         if context_cluster is None and request_content is None:
             raise NotFoundError("context_item.item_id", f"unknown item {item_id!r} and no context_content given")
         recent = self.recent_clusters(history_item_ids)
-        candidates = self.tree.siblings(context_cluster, self.delta) if context_cluster else None
         table = self.plans.table if self.plans else None
         cached = [Planned(c.cluster_id, c.score, c.reasoning) for c in table.get(item_id)] if table else []
         if cached:
+            metrics.PLANS.labels(Source.CACHE.name).inc()
             return PlanOutcome(demote_recent(cached, recent, n), Source.CACHE, table.version, context_cluster)
-        live = await self._live(item_id, request_content, candidates, recent, n, budget_s)
+        candidates = self.tree.siblings(context_cluster, self.delta) if context_cluster else None
+        live = await self._live(item_id, request_content, candidates, recent, n, deadline)
         if live is not None:
+            metrics.PLANS.labels(Source.LIVE.name).inc()
             return PlanOutcome(live[0], Source.LIVE, live[1], context_cluster)
+        metrics.PLANS.labels(Source.FALLBACK.name).inc()
         ranked = [Planned(c.cluster_id, c.score) for c in self.fallback.for_cluster(context_cluster)]
         return PlanOutcome(demote_recent(ranked, recent, n), Source.FALLBACK, "fallback", context_cluster)
 
@@ -131,33 +143,70 @@ class Planner:
         candidates: list[str] | None,
         recent: set[str],
         n: int,
-        budget_s: float,
+        deadline: Deadline,
     ) -> tuple[list[Planned], str] | None:
-        if self.mllm is None or budget_s < self.settings.live_min_budget_s:
+        if self.mllm is None:
+            return None
+        if request_content is None and (self.items is None or item_id not in self.items):
+            return None
+        fresh = [c for c in candidates if c not in recent] if candidates else None
+        allowed = fresh or candidates
+        wanted = min(n, len(allowed)) if allowed else n
+        content_key = _content_key(request_content) if request_content is not None else None
+        key = (item_id, content_key, tuple(allowed or ()), wanted)
+        refusal = self.live.refusal(key, deadline.remaining_s())
+        metrics.LIVE_DECISIONS.labels(refusal or "admitted").inc()
+        if refusal is not None:
+            LOGGER.debug("live planning not admitted; falling back", extra={"item_id": item_id, "reason": refusal})
             return None
         try:
-            needs = await self.mllm.pixel_needs(min(budget_s, self.settings.metadata_timeout_s))
-            content = request_content
-            if content is None or (needs.frames or needs.thumbnail) and not content.has_pixels:
-                if self.items is None or item_id not in self.items:
-                    return None
-                content = await asyncio.to_thread(self.items.content, item_id, needs.frames, needs.thumbnail)
-            if (needs.frames or needs.thumbnail) and not content.has_pixels:
-                return None
-            fresh = [c for c in candidates if c not in recent] if candidates else None
-            allowed = fresh or candidates
-            wanted = min(n, len(allowed)) if allowed else n
-            key = (item_id, _content_key(content), tuple(allowed or ()), wanted)
-            plan = await self.coalescer.run(
+            plan = await self.live.wait(
                 key,
-                lambda: self.mllm.rank(item_id, content, allowed, wanted),
-                budget_s,  # type: ignore[union-attr]
+                lambda: self._live_run(item_id, request_content, allowed, wanted),
+                deadline.timeout_s(),
             )
-        except (UnavailableError, DeadlineExceededError, TimeoutError) as error:
-            LOGGER.warning("live planning unavailable; falling back", extra={"item_id": item_id, "error": str(error)})
+        except TimeoutError:
+            metrics.LIVE_FALLBACKS.labels("deadline").inc()
+            LOGGER.info(
+                "live planning slower than the request's deadline; falling back",
+                extra={"item_id": item_id, "reason": "deadline", "live_estimate_s": self.live.latency.value_s},
+            )
+            return None
+        except (UnavailableError, DeadlineExceededError) as error:
+            metrics.LIVE_FALLBACKS.labels(type(error).__name__).inc()
+            LOGGER.warning(
+                "live planning failed; falling back",
+                extra={"item_id": item_id, "reason": type(error).__name__, "error": str(error)},
+            )
+            return None
+        finally:
+            metrics.LIVE_IN_FLIGHT.set(len(self.live.runs))
+            metrics.LIVE_LATENCY_ESTIMATE.set(self.live.latency.value_s)
+        if plan is None:
+            metrics.LIVE_FALLBACKS.labels("no_pixels").inc()
             return None
         ranked = [Planned(cluster_id, score, plan.reasoning) for cluster_id, score in plan.clusters]
         return demote_recent(ranked, recent, n), self.mllm.model_name
+
+    async def _live_run(
+        self, item_id: str, request_content: ContextContent | None, allowed: list[str] | None, wanted: int
+    ) -> LivePlan | None:
+        """One LIVE run, independent of any caller's deadline: the model's pixel needs, the pixels, the plan.
+
+        None when the model needs pixels that neither the request nor the item store has.
+        """
+        mllm = self.mllm
+        assert mllm is not None
+        needs = await mllm.pixel_needs(self.settings.metadata_timeout_s)
+        wants_pixels = bool(needs.frames or needs.thumbnail)
+        content = request_content
+        if content is None or wants_pixels and not content.has_pixels:
+            if self.items is None or item_id not in self.items:
+                return None
+            content = await asyncio.to_thread(self.items.content, item_id, needs.frames, needs.thumbnail)
+        if wants_pixels and not content.has_pixels:
+            return None
+        return await mllm.rank(item_id, content, allowed, wanted)
 
 
 def _content_key(content: ContextContent) -> str:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+import time
 
 import grpc
 
+from planner.admission import LatencyEstimate
 from planner.content import content_from_request
 from planner.planning import Planner, PlanOutcome
 from planner.validation import validate_plan_request, validate_recommend_request
-from serendip.service.deadlines import remaining_budget_s
-from serendip.service.errors import FailedPreconditionError, NotFoundError, UnavailableError
+from serendip.service.deadlines import Deadline
+from serendip.service.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnavailableError,
+)
 from serendip.service.server import ServiceBinding
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc, retriever_pb2, retriever_pb2_grpc
 
@@ -19,7 +26,9 @@ NO_ARTIFACTS = (
     "see `python -m planner --help`"
 )
 DEFAULT_BUDGET_S = 2.0
-"""Upstream budget when the caller sets no deadline."""
+"""The deadline assumed when the caller sets none."""
+RETRIEVE_PRIOR_S = 0.01
+"""Retriever latency Recommend keeps aside for its Retrieve call until one has been measured."""
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
@@ -29,6 +38,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self.planner = planner
         self.retriever_address = retriever_address
         self._retriever: retriever_pb2_grpc.RetrieverStub | None = None
+        self.retrieve_latency = LatencyEstimate(RETRIEVE_PRIOR_S)
 
     def _ready(self) -> Planner:
         if self.planner is None:
@@ -39,13 +49,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         node = self._ready().tree.node(cluster_id)
         return common_pb2.ClusterRef(cluster_id=node.node_id, level=node.level, description=node.description)
 
-    async def _plan(self, request, n: int, context: grpc.aio.ServicerContext) -> PlanOutcome:
+    async def _plan(self, request, n: int, deadline: Deadline) -> PlanOutcome:
         planner = self._ready()
         has_content = request.HasField("context_content")
         content = content_from_request(request.context_content) if has_content else None
         history = [event.item_id for event in request.recent_history.events]
-        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.05)
-        return await planner.plan(request.context_item.item_id, content, history, n, budget)
+        return await planner.plan(request.context_item.item_id, content, history, n, deadline)
 
     def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:
         return planner_pb2.PlanResponse(
@@ -65,17 +74,19 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
     async def Plan(
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.PlanResponse:
+        deadline = Deadline.of_call(context, DEFAULT_BUDGET_S)
         n = validate_plan_request(request)
-        outcome = await self._plan(request, n, context)
+        outcome = await self._plan(request, n, deadline)
         return self._plan_response(outcome, request.include_reasoning)
 
     async def Recommend(
         self, request: planner_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.RecommendResponse:
+        deadline = Deadline.of_call(context, DEFAULT_BUDGET_S)
         num_items, num_clusters = validate_recommend_request(request)
         if self.retriever_address is None:
             raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
-        outcome = await self._plan(request, num_clusters, context)
+        outcome = await self._plan(request, num_clusters, deadline.earlier_by(self.retrieve_latency.value_s))
         plan = self._plan_response(outcome, include_reasoning=True)
         planned = [c.cluster.cluster_id for c in plan.clusters]
         retrieve = retriever_pb2.RetrieveRequest(
@@ -85,13 +96,16 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             exclude_item_ids=self._exclusions_in(planned, [*request.exclude_item_ids, request.context_item.item_id]),
             per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
         )
-        budget = remaining_budget_s(context, default_s=DEFAULT_BUDGET_S, reserve_s=0.005)
+        started = time.monotonic()
         try:
-            retrieved = await self._retriever_stub().Retrieve(retrieve, timeout=budget)
+            retrieved = await self._retriever_stub().Retrieve(retrieve, timeout=deadline.timeout_s())
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFoundError("plan", f"Retriever does not know a planned cluster: {error.details()}") from error
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DeadlineExceededError("the Retriever did not answer before the request's deadline") from error
             raise UnavailableError(f"Retriever at {self.retriever_address}: {error.code().name}") from error
+        self.retrieve_latency.observe(time.monotonic() - started)
         context_parent = self._context_parent(outcome)
         return planner_pb2.RecommendResponse(
             items=[self._recommended(item, context_parent) for item in retrieved.items], plan=plan

@@ -12,7 +12,7 @@ from retriever.sasrec import left_pad
 from retriever.seqrec_client import SeqrecClient
 from retriever.sequences import ItemVocabulary
 from retriever.validation import Mode, validate_retrieve_request
-from serendip.service.deadlines import remaining_budget_s
+from serendip.service.deadlines import Deadline
 from serendip.service.errors import FailedPreconditionError, NotFoundError
 from serendip.service.server import ServiceBinding
 from serendip.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
@@ -44,6 +44,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
     async def Retrieve(
         self, request: retriever_pb2.RetrieveRequest, context: grpc.aio.ServicerContext
     ) -> retriever_pb2.RetrieveResponse:
+        deadline = Deadline.of_call(context, UPSTREAM_TIMEOUT_S)
         mode = validate_retrieve_request(request)
         if self.model is None:
             raise FailedPreconditionError(NO_MODEL)
@@ -63,8 +64,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
         user = None
         if history:
             histories = np.asarray([left_pad(history, model.max_len)], dtype=np.int64)
-            timeout_s = remaining_budget_s(context, default_s=UPSTREAM_TIMEOUT_S, reserve_s=0.005)
-            user = (await model.client.user_embeddings(histories, timeout_s))[0]
+            user = (await model.client.user_embeddings(histories, deadline.timeout_s()))[0]
         items = model.index.top_k(
             user,
             list(request.cluster_ids) or None,

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from serendip.service.background import BackgroundService
-from serendip.service.deadlines import remaining_budget_s
+from serendip.service.deadlines import Deadline
 from serendip.service.errors import NotFoundError, UnavailableError
 from serendip.service.server import GrpcService, ServiceBinding
 from serendip.v1 import retriever_pb2, retriever_pb2_grpc
@@ -36,7 +36,7 @@ class ScriptedRetriever(retriever_pb2_grpc.RetrieverServicer):
         if behaviour == "upstream-down":
             raise UnavailableError("model server 127.0.0.1:1 is unreachable")
         if behaviour == "slow":
-            await asyncio.sleep(remaining_budget_s(context, default_s=10.0) + 1.0)
+            await asyncio.sleep(Deadline.of_call(context, default_s=10.0).remaining_s() + 1.0)
         return retriever_pb2.RetrieveResponse(items=[retriever_pb2.RetrievedItem(item_id="v1", score=1.0)])
 
 

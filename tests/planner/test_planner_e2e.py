@@ -38,6 +38,21 @@ def _assert_serendipitous(tree, item_id: str, response: planner_pb2.PlanResponse
         assert planned.cluster.level == 3 and planned.cluster.description == tree.description(cluster)
 
 
+def _cached_item(stack, pipeline, tree) -> str:
+    """An item the loaded plan table holds (a one-item table is published when none is loaded yet)."""
+    table = stack.planner.plans.table
+    if table is not None and len(table):
+        return next(iter(table.plans))
+    item_id = tree.item_ids[-2]
+    siblings = tree.siblings(tree.node_of(item_id, 3))
+    publish_plan_table(pipeline.root, plan_rows(item_id, [(siblings[0], -1.0, "cached")]), {"run": "cached"})
+    deadline = time.monotonic() + 10
+    while _plan(stack, item_id).source != Source.PLAN_SOURCE_CACHE:
+        assert time.monotonic() < deadline, "the plan table was never loaded"
+        time.sleep(0.1)
+    return item_id
+
+
 def _uncached_item(stack, tree, offset: int = 0) -> str:
     table = stack.planner.plans.table
     items = [i for i in tree.item_ids if table is None or not table.get(i)]
@@ -162,3 +177,16 @@ def test_triton_down_falls_back_within_deadline(stack, stack_triton, pipeline_tr
         assert short.source == Source.PLAN_SOURCE_FALLBACK
     finally:
         stack_triton.start()
+
+
+@pytest.mark.parametrize("deadline_s", [0.01, 0.02, 0.05])
+def test_tight_deadlines_get_an_answer_not_deadline_exceeded(stack, pipeline, pipeline_tree, deadline_s) -> None:
+    """The deadline contract: any deadline that leaves time for the cheap path gets CACHE or FALLBACK."""
+    cached_item = _cached_item(stack, pipeline, pipeline_tree)
+    assert _plan(stack, cached_item, timeout=deadline_s).source == Source.PLAN_SOURCE_CACHE
+    uncached = _uncached_item(stack, pipeline_tree, offset=5)
+    response = _plan(stack, uncached, num_clusters=2, timeout=deadline_s)
+    assert response.source in (Source.PLAN_SOURCE_FALLBACK, Source.PLAN_SOURCE_LIVE)
+    _assert_serendipitous(pipeline_tree, uncached, response)
+    recommend = planner_pb2.RecommendRequest(context_item=common_pb2.ItemRef(item_id=cached_item), num_items=4)
+    assert _stub(stack.planner_address).Recommend(recommend, timeout=max(deadline_s, 0.05)).items

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from planner.admission import LatencyEstimate, LiveAdmission
 from planner.content import content_from_request, decode_jpeg
 from planner.fallback import FallbackPolicy
-from planner.live import Coalescer
 from planner.plan_table import PlanTable, PlanTableWatcher, plan_rows, publish_plan_table
 from planner.planning import Planned, demote_recent
 from serendip.service.errors import InvalidArgumentError
@@ -27,7 +27,7 @@ def test_demote_recent_moves_consumed_clusters_last() -> None:
     assert [p.cluster_id for p in demote_recent(plan, set(), 2)] == ["a", "b"]
 
 
-def test_coalescer_runs_identical_concurrent_work_once() -> None:
+def test_live_admission_shares_identical_concurrent_work() -> None:
     calls = []
 
     async def work() -> str:
@@ -36,13 +36,56 @@ def test_coalescer_runs_identical_concurrent_work_once() -> None:
         return "plan"
 
     async def scenario() -> list[str]:
-        coalescer = Coalescer()
-        results = await asyncio.gather(*(coalescer.run(("v1", 3), work, timeout_s=2) for _ in range(10)))
-        assert len(coalescer) == 0
+        admission = LiveAdmission()
+        results = await asyncio.gather(*(admission.wait(("v1", 3), work, timeout_s=2) for _ in range(10)))
+        assert len(admission.runs) == 0
+        assert admission.latency.samples == 1 and 0.04 < admission.latency.mean_s < 1.0
         return list(results)
 
     assert asyncio.run(scenario()) == ["plan"] * 10
     assert len(calls) == 1
+
+
+def test_live_run_outlives_a_caller_whose_deadline_passed() -> None:
+    async def work() -> str:
+        await asyncio.sleep(0.2)
+        return "late plan"
+
+    async def scenario() -> None:
+        admission = LiveAdmission()
+        with pytest.raises(TimeoutError):
+            await admission.wait("v1", work, timeout_s=0.01)
+        assert "v1" in admission.runs  # still running after its caller left
+        await asyncio.sleep(0.3)
+        assert len(admission.runs) == 0 and admission.latency.samples == 1  # finished and measured
+
+    asyncio.run(scenario())
+
+
+def test_live_admission_refuses_short_budgets_and_a_full_pipeline() -> None:
+    async def scenario() -> None:
+        admission = LiveAdmission(max_in_flight=2, prior_s=0.1)
+        assert admission.refusal("a", remaining_s=0.05) == "budget_below_live_latency"
+        assert admission.refusal("a", remaining_s=0.5) is None
+        never = asyncio.Event()
+        admission.runs.start("a", never.wait)
+        admission.runs.start("b", never.wait)
+        assert admission.refusal("c", remaining_s=5.0) == "in_flight_bound"
+        assert admission.refusal("a", remaining_s=0.0) is None  # joining a run in flight costs nothing
+        never.set()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+
+
+def test_latency_estimate_follows_measurements() -> None:
+    estimate = LatencyEstimate(prior_s=0.25)
+    assert estimate.value_s == 0.25
+    for _ in range(50):
+        estimate.observe(0.02)
+    assert estimate.value_s == pytest.approx(0.02, abs=0.002)
+    estimate.observe(0.2)
+    assert estimate.value_s > 0.05  # a slow run widens the budget at once
 
 
 def test_fallback_ranks_siblings_by_smoothed_satisfaction() -> None:

@@ -56,24 +56,24 @@ demo: setup  ## The whole embedded pipeline on synthetic data, then serve and qu
 	$(BIN)/python -m serendip.demo --artifacts $(ARTIFACTS)
 
 world: setup  ## Synthetic demo world: 2,000 mp4s, 1,500 users (about 1 min)
-	$(BIN)/python -m ray_jobs.make_world --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.make_world --artifacts $(ARTIFACTS)
 
 tree: setup  ## 4-level cluster tree of the latest world, with a balance/NMI report
-	$(BIN)/python -m ray_jobs.build_tree --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.build_tree --artifacts $(ARTIFACTS)
 
 curate: setup  ## Serendipitous SFT examples (every prompt variant) from the latest world and tree
-	$(BIN)/python -m ray_jobs.curate --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.curate --artifacts $(ARTIFACTS)
 
 data: world tree curate  ## world -> tree -> curation
 
 train-mllm: setup  ## Fine-tune the planner MLLM (video CoT, 4 frames) -> artifacts/mllm/<version>
-	$(BIN)/python -m ray_jobs.train_mllm --curation $(ARTIFACTS)/curation --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.train_mllm --curation $(ARTIFACTS)/curation --artifacts $(ARTIFACTS)
 
 ablations: setup  ## Paper Figs 3-5: prompt variants, frame counts, thumbnail -> reports/mllm_ablations/<stamp>
-	$(BIN)/python -m ray_jobs.mllm_ablations --curation $(ARTIFACTS)/curation
+	$(BIN)/python -m serendip.jobs.mllm_ablations --curation $(ARTIFACTS)/curation
 
 train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluated against popularity
-	$(BIN)/python -m ray_jobs.train_sasrec --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.train_sasrec --artifacts $(ARTIFACTS)
 
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)
@@ -126,7 +126,7 @@ ray-down:  ## Stop the Ray head started by ray-up (only that one)
 # address file it leaves would make a plain ray.init() look for the dead head.
 
 batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental (joins RAY_ADDRESS when set)
-	$(BIN)/python -m ray_jobs.popular_corpus --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.jobs.popular_corpus --artifacts $(ARTIFACTS)
 	$(BIN)/python -m ray_jobs.decode_frames --artifacts $(ARTIFACTS)
 	$(BIN)/python -m ray_jobs.batch_plans --artifacts $(ARTIFACTS)
 
@@ -145,4 +145,4 @@ soak: setup  ## Reliability (not in CI): 60 s at 0.8x saturation, 10k-request fu
 .PHONY: eval
 
 eval: setup  ## Offline A/B test of all arms on the world; report in reports/eval/<timestamp>/ (EVAL_ARGS="--users 300")
-	nice $(BIN)/python -m ray_jobs.evaluate --artifacts $(ARTIFACTS) $(EVAL_ARGS)
+	nice $(BIN)/python -m serendip.jobs.evaluate --artifacts $(ARTIFACTS) $(EVAL_ARGS)

@@ -33,8 +33,8 @@ from bench.load.stack import LocalStack, has_artifact, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.sweep import best_under_slo, doubling, find_saturation, run_sweep
 from bench.load.targets import TARGET_HELP, Endpoints, target_call
-from planner.plan_table import PlanTable
-from serendip.data.artifacts import resolve_artifact
+from serendip.artifacts.plans import PlanTable
+from serendip.artifacts.store import resolve_artifact
 
 MODES = ("closed", "sweep", "open", "saturate")
 PLANNER_TARGETS = ("plan", "recommend")

@@ -34,12 +34,12 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from planner.plan_table import PLANS_FILE, publish_plan_table
-from serendip.batch.decode_job import DecodeResult, run_decode, settings_for_model
-from serendip.batch.frame_store import DecodeSettings, ItemMedia, decode_items, fingerprint_items, frames_table
-from serendip.batch.plans_job import PROCESSED_FILE, PlanningModel, PlansResult, run_batch_plans
-from serendip.batch.ray_runtime import ray_session
-from serendip.data.artifacts import read_manifest
+from ray_jobs.decode_job import DecodeResult, run_decode, settings_for_model
+from ray_jobs.plans_job import PROCESSED_FILE, PlanningModel, PlansResult, run_batch_plans
+from ray_jobs.ray_runtime import ray_session
+from serendip.artifacts.frames import DecodeSettings, ItemMedia, decode_items, fingerprint_items, frames_table
+from serendip.artifacts.plans import PLANS_FILE, publish_plan_table
+from serendip.artifacts.store import read_manifest
 
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
 NEW_FRACTION = 0.1
@@ -51,7 +51,7 @@ CEILING_COPIES = 2
 
 def _build_chain(root: Path, items: int) -> tuple[Path, Path]:
     """World (``items`` videos) -> tree -> curation -> MLLM; returns (world dir, MLLM dir)."""
-    from ray_jobs import build_tree, curate, make_world, train_mllm
+    from serendip.jobs import build_tree, curate, make_world, train_mllm
 
     common = ["--artifacts", str(root), "--quiet"]
     world = make_world.main(["--items", str(items), "--users", str(items), "--seed", "11", *common])
@@ -191,7 +191,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench-ray-jobs-", dir=scratch_dir) as scratch_name:
         scratch = Path(scratch_name)
         world_dir, mllm_dir = _build_chain(scratch / "chain", max(items, plan_items))
-        from serendip.data.world import load_world
+        from serendip.offline.world import load_world
 
         catalogue = load_world(world_dir).items.sort_values("item_id", ignore_index=True)
         settings = settings_for_model(mllm_dir)

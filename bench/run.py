@@ -44,10 +44,10 @@ from bench.load.pipeline import build_small_artifacts, missing_kinds
 from bench.load.stack import LocalStack, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.targets import Endpoints, model_config, target_call
-from retriever.export import SASRecArtifact, write_sasrec_files
-from retriever.sasrec import SASRec, SASRecConfig
-from retriever.sequences import ItemVocabulary
-from serendip.data.artifacts import resolve_artifact
+from serendip.artifacts.store import resolve_artifact
+from serendip.models.sasrec.export import SASRecArtifact, write_sasrec_files
+from serendip.models.sasrec.model import SASRec, SASRecConfig
+from serendip.models.sasrec.sequences import ItemVocabulary
 from triton_models.echo import write_echo_model
 from triton_models.launcher import TritonServer, free_port
 from triton_models.seqrec import write_seqrec_model

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.errors import DataError
-from serendip.data.frames import load_image, sample_frames
-from serendip.data.schema import load_items
+from serendip.artifacts.store import resolve_artifact
+from serendip.core.errors import DataError
+from serendip.core.frames import load_image, sample_frames
+from serendip.core.schema import load_items
 from serendip.service.errors import InvalidArgumentError
 from serendip.v1 import common_pb2
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from serendip.data.cluster_tree import ClusterTree, level_column
+from serendip.core.cluster_tree import ClusterTree, level_column
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 from planner.content import ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import MllmClient
-from planner.plan_table import PLANS_KIND, PlanTableWatcher
 from planner.planning import Planner
-from serendip.data.curation import load_curation
+from serendip.artifacts.plans import PLANS_KIND, PlanTableWatcher
+from serendip.offline.curation import load_curation
 
 
 def load_planner(

@@ -19,14 +19,14 @@ import json
 import sys
 from pathlib import Path
 
-from planner.plan_table import PLANS_KIND
-from serendip.batch.cli import add_ray_arguments, configure_logging, pool_size
-from serendip.batch.frame_store import FRAMES_KIND
-from serendip.batch.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
-from serendip.batch.ray_runtime import cluster_resource, ray_session
-from serendip.data.artifacts import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
-from serendip.data.errors import ArtifactError, DataError
-from triton_models.mllm.errors import MllmError
+from ray_jobs.cli import add_ray_arguments, configure_logging, pool_size
+from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
+from ray_jobs.ray_runtime import cluster_resource, ray_session
+from serendip.artifacts.frames import FRAMES_KIND
+from serendip.artifacts.plans import PLANS_KIND
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
+from serendip.core.errors import ArtifactError, DataError
+from serendip.models.mllm.errors import MllmError
 
 ENGINES = ("torch", "tensorrt_llm")
 

@@ -18,13 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-from serendip.batch.cli import add_catalogue_arguments, add_ray_arguments, configure_logging, load_catalogue, pool_size
-from serendip.batch.corpus import CORPUS_KIND, load_corpus_ids
-from serendip.batch.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
-from serendip.batch.frame_store import FRAMES_KIND, DecodeSettings
-from serendip.batch.ray_runtime import ray_session
-from serendip.data.artifacts import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
-from serendip.data.errors import ArtifactError, DataError
+from ray_jobs.cli import add_catalogue_arguments, add_ray_arguments, configure_logging, load_catalogue, pool_size
+from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
+from ray_jobs.ray_runtime import ray_session
+from serendip.artifacts.frames import FRAMES_KIND, DecodeSettings
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
+from serendip.core.errors import ArtifactError, DataError
+from serendip.offline.corpus import CORPUS_KIND, load_corpus_ids
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> DecodeResult:
         try:
             corpus_ids, corpus_dir = load_corpus_ids(args.corpus or args.artifacts / CORPUS_KIND)
         except ArtifactError as error:
-            raise ArtifactError(f"{error}; run `python -m ray_jobs.popular_corpus` or pass --all-items") from None
+            raise ArtifactError(f"{error}; run `python -m serendip.jobs.popular_corpus` or pass --all-items") from None
         unknown = set(corpus_ids) - set(items["item_id"])
         if unknown:
             raise ArtifactError(f"corpus {corpus_dir} names {len(unknown)} items not in the catalogue")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
-from serendip.data.cluster_tree import DEFAULT_PLANNING_LEVEL
+from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL
 from serendip.service.cli import add_server_arguments, run_service
 
 DEFAULT_PORT = 50062

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from retriever.cluster_index import ClusterIndex
-from retriever.export import SASRecArtifact
 from retriever.seqrec_client import SeqrecClient
 from retriever.service import RetrievalModel
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
+from serendip.artifacts.store import resolve_artifact
+from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
+from serendip.models.sasrec.export import SASRecArtifact
 
 
 def load_retrieval_model(

@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 
 from retriever.cluster_index import ClusterIndex, ScoredItem
-from retriever.sasrec import left_pad
 from retriever.seqrec_client import SeqrecClient
-from retriever.sequences import ItemVocabulary
 from retriever.validation import Mode, validate_retrieve_request
+from serendip.models.sasrec.model import left_pad
+from serendip.models.sasrec.sequences import ItemVocabulary
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import FailedPreconditionError, NotFoundError
 from serendip.service.server import ServiceBinding
@@ -19,7 +19,7 @@ from serendip.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 
 NO_MODEL = (
     "no model/artifacts loaded: start the Retriever with --sasrec and --tree "
-    "(artifacts of `python -m ray_jobs.train_sasrec` and `python -m ray_jobs.build_tree`)"
+    "(artifacts of `python -m serendip.jobs.train_sasrec` and `python -m serendip.jobs.build_tree`)"
 )
 UPSTREAM_TIMEOUT_S = 2.0
 

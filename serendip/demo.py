@@ -2,13 +2,13 @@
 
 Stages (each a job you can also run alone; finished stages are reused unless ``--rebuild``):
 
-1. ``ray_jobs.make_world``      synthetic micro-video world with real mp4 files
-2. ``ray_jobs.build_tree``      4-level interest-cluster tree
-3. ``ray_jobs.curate``          serendipitous (context, cluster) SFT examples
-4. ``ray_jobs.train_mllm``      tiny Qwen2-VL planner, video chain-of-thought, 4 frames
-5. ``ray_jobs.train_sasrec``    SASRec retriever
+1. ``serendip.jobs.make_world``      synthetic micro-video world with real mp4 files
+2. ``serendip.jobs.build_tree``      4-level interest-cluster tree
+3. ``serendip.jobs.curate``          serendipitous (context, cluster) SFT examples
+4. ``serendip.jobs.train_mllm``      tiny Qwen2-VL planner, video chain-of-thought, 4 frames
+5. ``serendip.jobs.train_sasrec``    SASRec retriever
 6. ``triton_models.build_engines``  Triton model repository (mllm + seqrec)
-7. ``ray_jobs.popular_corpus``, ``ray_jobs.decode_frames``, ``ray_jobs.batch_plans``: the plan table of the
+7. ``serendip.jobs.popular_corpus``, ``ray_jobs.decode_frames``, ``ray_jobs.batch_plans``: the plan table of the
    items covering 80 % of impressions (Ray Data on one local Ray instance, started once for both jobs)
 8. serve: tritonserver + Retriever + Planner on 127.0.0.1, then a few Recommend calls, printed
 """
@@ -25,19 +25,11 @@ from pathlib import Path
 import grpc
 import pandas as pd
 
-from ray_jobs import (
-    batch_plans,
-    build_tree,
-    curate,
-    decode_frames,
-    make_world,
-    popular_corpus,
-    train_mllm,
-    train_sasrec,
-)
-from serendip.batch.ray_runtime import ray_session
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.errors import ArtifactError
+from ray_jobs import batch_plans, decode_frames
+from ray_jobs.ray_runtime import ray_session
+from serendip.artifacts.store import resolve_artifact
+from serendip.core.errors import ArtifactError
+from serendip.jobs import build_tree, curate, make_world, popular_corpus, train_mllm, train_sasrec
 from serendip.serve import Stack
 from serendip.service.background import BackgroundService
 from serendip.service.logs import configure_logging

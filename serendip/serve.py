@@ -19,8 +19,8 @@ from planner.service import PlannerServicer, planner_binding
 from retriever.__main__ import DEFAULT_PORT as RETRIEVER_PORT
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
-from serendip.data.artifacts import read_manifest, resolve_artifact
-from serendip.data.errors import ArtifactError
+from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.core.errors import ArtifactError
 from serendip.service.logs import configure_logging
 from serendip.service.server import DEFAULT_HOST, GrpcService, serve_until_signalled
 from triton_models.build_engines import REPOSITORY_KIND

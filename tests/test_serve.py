@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from serendip.data.artifacts import ArtifactWriter, input_record
-from serendip.data.errors import ArtifactError
+from serendip.artifacts.store import ArtifactWriter, input_record
+from serendip.core.errors import ArtifactError
 from serendip.serve import check_same_tree
 
 

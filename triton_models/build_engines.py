@@ -20,8 +20,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from retriever.export import SASRecArtifact
-from serendip.data.artifacts import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
+from serendip.models.sasrec.export import SASRecArtifact
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
 from triton_models.seqrec import seqrec_libtorch_config, write_seqrec_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 
-from triton_models.mllm.engine import PlannerEngine, TorchPlannerEngine
+from triton_models.torch_engine import PlannerEngine, TorchPlannerEngine
 
 
 class EngineKind(StrEnum):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
+from serendip.models.mllm.grammar import DESCRIPTIONS_FILE, GRAMMAR_FILE
+from serendip.models.mllm.planner_spec import PLANNER_FILE, PlannerSpec
+from serendip.models.mllm.vision_inputs import VisionGeometry
 from triton_models.engines import EngineKind
-from triton_models.mllm.grammar import DESCRIPTIONS_FILE, GRAMMAR_FILE
-from triton_models.mllm.planner_spec import PLANNER_FILE, PlannerSpec
-from triton_models.mllm.vision_inputs import VisionGeometry
 from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
 
 MLLM_SOURCE = Path(__file__).parent / "python_models" / "mllm.py"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from retriever.export import USER_ENCODER, SASRecArtifact
+from serendip.models.sasrec.export import USER_ENCODER, SASRecArtifact
 from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
 
 SEQREC_SOURCE = Path(__file__).parent / "python_models" / "seqrec.py"

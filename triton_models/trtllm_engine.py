@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serendip.data.frames import uniform_frame_indices
-from triton_models.mllm.contexts import PlanningContext, RankedCluster
-from triton_models.mllm.errors import ContextError, GrammarError
-from triton_models.mllm.grammar import AnswerGrammar
-from triton_models.mllm.planner_spec import PlannerSpec
-from triton_models.mllm.prompts import chat_messages, parse_response, prompt_text
+from serendip.core.frames import uniform_frame_indices
+from serendip.models.mllm.contexts import PlanningContext, RankedCluster
+from serendip.models.mllm.errors import ContextError, GrammarError
+from serendip.models.mllm.grammar import AnswerGrammar
+from serendip.models.mllm.planner_spec import PlannerSpec
+from serendip.models.mllm.prompts import chat_messages, parse_response, prompt_text
 
 NGC_IMAGE_HINT = "use the NGC tritonserver:<version>-trtllm-python-py3 image on a GPU node"
 

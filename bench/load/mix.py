@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retriever.export import SASRecArtifact
-from retriever.sasrec import left_pad
-from serendip.data.artifacts import read_manifest, resolve_artifact
-from serendip.data.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
+from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
+from serendip.models.sasrec.export import SASRecArtifact
+from serendip.models.sasrec.model import left_pad
 from serendip.v1 import common_pb2, planner_pb2, retriever_pb2
 
 MAX_HISTORY_EVENTS = 50

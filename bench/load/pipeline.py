@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.errors import ArtifactError
+from serendip.artifacts.store import resolve_artifact
+from serendip.core.errors import ArtifactError
 
 REQUIRED_KINDS = ("world", "tree", "curation", "sasrec", "model_repository")
 
@@ -27,7 +27,7 @@ def missing_kinds(root: Path) -> list[str]:
 
 def build_small_artifacts(root: Path) -> Path:
     """world (200 items) -> tree -> curation -> MLLM (4 steps) -> SASRec -> model repository; returns ``root``."""
-    from ray_jobs import build_tree, curate, make_world, train_mllm, train_sasrec
+    from serendip.jobs import build_tree, curate, make_world, train_mllm, train_sasrec
     from triton_models import build_engines
 
     root.mkdir(parents=True, exist_ok=True)

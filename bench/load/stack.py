@@ -18,9 +18,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.load.targets import Endpoints
-from planner.plan_table import PLANS_KIND, PlanTable, plan_rows, publish_plan_table
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.errors import ArtifactError
+from serendip.artifacts.plans import PLANS_KIND, PlanTable, plan_rows, publish_plan_table
+from serendip.artifacts.store import resolve_artifact
+from serendip.core.errors import ArtifactError
 from triton_models.launcher import TritonServer, free_port
 
 HOST = "127.0.0.1"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from serendip.data.cluster_tree import ClusterTree
+from serendip.core.cluster_tree import ClusterTree
 
 SCOPES = ("novel", "siblings")
 

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from serendip.data.frames import sample_frames
-from serendip.data.tree_builder import VISUAL_PARTS, frame_visual_features
+from serendip.core.frames import sample_frames
 from serendip.evaluation.confidence import bootstrap_ratio
 from serendip.evaluation.replay import EvaluationLogs
+from serendip.offline.tree_builder import VISUAL_PARTS, frame_visual_features
 
 DEFAULT_BUCKETS = 5
 

@@ -115,7 +115,7 @@ def gini_index(slates: Sequence[Sequence[str]], catalog: Collection[str]) -> flo
 def recall_at_k(slates: Sequence[Sequence[str]], targets: Sequence[str], k: int = 10) -> float:
     """Held-out hit rate: mean_r 1[t_r ∈ S_r[:k]] (one held-out target per request, so Recall@k = HR@k).
 
-    Same protocol as ``retriever.ranking_metrics`` (leave-last-out, full ranking, history masked).
+    Same protocol as ``serendip.models.sasrec.ranking_metrics`` (leave-last-out, full ranking, history masked).
     """
     hits = [target in slate[:k] for slate, target in zip(slates, targets, strict=True)]
     return sum(hits) / len(hits) if hits else math.nan
@@ -125,7 +125,7 @@ def ndcg_at_k(slates: Sequence[Sequence[str]], targets: Sequence[str], k: int = 
     """NDCG@k with one relevant item: mean_r 1/log2(rank_r + 1) when the target's 1-based rank_r ≤ k, else 0.
 
     The ideal DCG of a single relevant item is 1. Source: Järvelin & Kekäläinen, "Cumulated gain-based
-    evaluation of IR techniques", ACM TOIS 2002; same protocol as ``retriever.ranking_metrics``.
+    evaluation of IR techniques", ACM TOIS 2002; same protocol as ``serendip.models.sasrec.ranking_metrics``.
     """
     gains = []
     for slate, target in zip(slates, targets, strict=True):

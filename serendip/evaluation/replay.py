@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serendip.data.cluster_tree import ClusterTree
+from serendip.core.cluster_tree import ClusterTree
 from serendip.evaluation import metrics
 from serendip.evaluation.confidence import Estimate, bootstrap, bootstrap_ratio
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from serendip.data.cluster_tree import ClusterTree, level_column
-from serendip.data.world import World
+from serendip.core.cluster_tree import ClusterTree, level_column
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
+from serendip.offline.world import World
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def heldout_requests(
 ) -> list[EvaluationRequest]:
     """The leave-last-out test case of every user with at least 3 positive items, in user order.
 
-    Same split as ``retriever.sequences.leave_last_out`` over ``positive_sequences`` (positives ordered by
+    Same split as ``serendip.models.sasrec.sequences.leave_last_out`` over ``positive_sequences`` (positives ordered by
     time; items outside ``known_items`` dropped first), so an exploitation arm's Recall@10 here equals the
     SASRec artifact's reported test Recall@10.
     """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.load.mix import HeldOutEvent, RequestMix
-from serendip.data.cluster_tree import ClusterNode, ClusterTree
+from serendip.core.cluster_tree import ClusterNode, ClusterTree
 
 
 @pytest.fixture

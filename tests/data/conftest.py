@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from serendip.data.cluster_tree import ClusterTree
-from serendip.data.curation import Curation, CurationConfig, curate
-from serendip.data.tree_builder import TreeBuild, TreeBuildConfig, build_tree, majority_match
-from serendip.data.world import World, generate_world, load_world
+from serendip.core.cluster_tree import ClusterTree
+from serendip.offline.curation import Curation, CurationConfig, curate
+from serendip.offline.tree_builder import TreeBuild, TreeBuildConfig, build_tree, majority_match
+from serendip.offline.world import World, generate_world, load_world
 from tests.data.worlds import TEST_BRANCHING, TEST_WORLD
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from serendip.data.artifacts import ArtifactWriter, read_manifest, resolve_artifact, verify_artifact
-from serendip.data.errors import ArtifactError
+from serendip.artifacts.store import ArtifactWriter, read_manifest, resolve_artifact, verify_artifact
+from serendip.core.errors import ArtifactError
 
 
 def test_published_version_has_manifest_and_latest(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serendip.data.cluster_tree import ClusterNode, ClusterTree
-from serendip.data.errors import TreeError, UnknownItemError
+from serendip.core.cluster_tree import ClusterNode, ClusterTree
+from serendip.core.errors import TreeError, UnknownItemError
 
 # A: a (x: leaves x0 x1, y: leaf y0), b (x: leaf bx0);  B: a (x: leaf Bx0)
 NODES = [

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.data.cluster_tree import ClusterTree
-from serendip.data.curation import Curation, CurationConfig, curate, load_example_frames, mine_pairs
-from serendip.data.errors import CurationError
-from serendip.data.frames import read_video, uniform_frame_indices
-from serendip.data.prompts import ANSWER_MARKER, answer_description
-from serendip.data.world import World
+from serendip.core.cluster_tree import ClusterTree
+from serendip.core.errors import CurationError
+from serendip.core.frames import read_video, uniform_frame_indices
+from serendip.core.prompts import ANSWER_MARKER, answer_description
+from serendip.offline.curation import Curation, CurationConfig, curate, load_example_frames, mine_pairs
+from serendip.offline.world import World
 
 
 def _independent_ranking(world: World, tree: ClusterTree) -> dict[str, list[tuple[str, float, int]]]:

@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from serendip.data.errors import ConfigError, VideoDecodeError
-from serendip.data.frames import (
+from serendip.core.errors import ConfigError, VideoDecodeError
+from serendip.core.frames import (
     decode_frames,
     encode_video,
     probe_video,
@@ -19,7 +19,7 @@ from serendip.data.frames import (
     select_thumbnail_index,
     uniform_frame_indices,
 )
-from serendip.data.world import World
+from serendip.offline.world import World
 
 
 def _pyav_frames(path: str | Path) -> list[np.ndarray]:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.data.errors import SchemaError
-from serendip.data.schema import load_dataset, load_items
+from serendip.core.errors import SchemaError
+from serendip.core.schema import load_dataset, load_items
 
 
 @pytest.fixture

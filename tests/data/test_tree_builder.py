@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.data.cluster_tree import ClusterTree, level_column
-from serendip.data.errors import TreeError
-from serendip.data.tree_builder import (
+from serendip.core.cluster_tree import ClusterTree, level_column
+from serendip.core.errors import TreeError
+from serendip.offline.tree_builder import (
     TreeBuild,
     TreeBuildConfig,
     balanced_kmeans,
@@ -19,7 +19,7 @@ from serendip.data.tree_builder import (
     import_taxonomy,
     tree_report,
 )
-from serendip.data.world import World
+from serendip.offline.world import World
 from tests.data.worlds import TEST_BRANCHING
 
 

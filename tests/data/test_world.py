@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.data.artifacts import file_sha256, read_manifest, verify_artifact
-from serendip.data.errors import ConfigError
-from serendip.data.frames import decode_frames
-from serendip.data.vocabulary import BOTTOM_COLOURS, SIGNATURE_COLOURS, TOP_COLOURS
-from serendip.data.world import World, WorldConfig, generate_world, load_world
+from serendip.artifacts.store import file_sha256, read_manifest, verify_artifact
+from serendip.core.errors import ConfigError
+from serendip.core.frames import decode_frames
+from serendip.offline.vocabulary import BOTTOM_COLOURS, SIGNATURE_COLOURS, TOP_COLOURS
+from serendip.offline.world import World, WorldConfig, generate_world, load_world
 from tests.data.worlds import TEST_WORLD
 
 BLOCK_REGIONS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serendip.data.world import WorldConfig
+from serendip.offline.world import WorldConfig
 
 TEST_BRANCHING = (2, 2, 3, 2)
 TEST_WORLD = WorldConfig(num_items=200, num_users=300, branching=TEST_BRANCHING, seed=7, workers=2)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.data.cluster_tree import ClusterNode, ClusterTree
+from serendip.core.cluster_tree import ClusterNode, ClusterTree
 from serendip.evaluation.bandit import ClusterBandit, LinUCB, context_features
 
 # P(reward) of arms a/b/c for two kinds of context: kind 0 likes "b", kind 1 likes "c".

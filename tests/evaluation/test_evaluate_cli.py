@@ -1,4 +1,4 @@
-"""``python -m ray_jobs.evaluate`` end to end on a tiny world: the real stack for every arm (the text-only MLLM
+"""``python -m serendip.jobs.evaluate`` end to end on a tiny world: the real stack for every arm (the text-only MLLM
 through a second model repository), the report directory, and a replay of its logs giving the same numbers."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ray_jobs import build_tree, curate, evaluate, make_world, train_mllm, train_sasrec
+from serendip.jobs import build_tree, curate, evaluate, make_world, train_mllm, train_sasrec
 from triton_models import build_engines
 
 

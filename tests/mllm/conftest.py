@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from serendip.models.mllm.batching import PromptEncoder
+from serendip.models.mllm.checkpoint import PlannerModel, build_tiny_model
+from serendip.models.mllm.examples import PlanningTask
+from serendip.models.mllm.prompts import PromptVariant, VisualSetting
+from serendip.models.mllm.training import training_corpus
 from tests.mllm.synthetic import synthetic_examples
-from triton_models.mllm.batching import PromptEncoder
-from triton_models.mllm.checkpoint import PlannerModel, build_tiny_model
-from triton_models.mllm.examples import PlanningTask
-from triton_models.mllm.prompts import PromptVariant, VisualSetting
-from triton_models.mllm.training import training_corpus
 
 TWO_FRAMES = VisualSetting(frames=2)
 

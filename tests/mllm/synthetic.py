@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from triton_models.mllm.examples import PlanningTask, SftExample
-from triton_models.mllm.prompts import PromptVariant, VisualSetting, prompt_text, target_text
+from serendip.models.mllm.examples import PlanningTask, SftExample
+from serendip.models.mllm.prompts import PromptVariant, VisualSetting, prompt_text, target_text
 
 COLOURS = {"red": (235, 30, 30), "yellow": (245, 225, 20), "cyan": (20, 220, 235)}
 BACKGROUNDS = {"p0": (60, 60, 160), "p1": (40, 120, 40)}

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.mllm.conftest import TWO_FRAMES
-from tests.mllm.synthetic import synthetic_examples
-from triton_models.mllm.batching import EncodedPrompt, PromptEncoder, training_batch
-from triton_models.mllm.checkpoint import PlannerModel
-from triton_models.mllm.decoding import (
+from serendip.models.mllm.batching import EncodedPrompt, PromptEncoder, training_batch
+from serendip.models.mllm.checkpoint import PlannerModel
+from serendip.models.mllm.decoding import (
     description_candidates,
     generate_responses,
     rank_descriptions,
     score_descriptions,
 )
-from triton_models.mllm.examples import PlanningTask
-from triton_models.mllm.grammar import build_answer_grammar, compile_grammar
-from triton_models.mllm.prompts import PromptVariant, VisualSetting, chat_messages, parse_response
-from triton_models.mllm.vision_inputs import pixels_to_input
+from serendip.models.mllm.examples import PlanningTask
+from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
+from serendip.models.mllm.prompts import PromptVariant, VisualSetting, chat_messages, parse_response
+from serendip.models.mllm.vision_inputs import pixels_to_input
+from tests.mllm.conftest import TWO_FRAMES
+from tests.mllm.synthetic import synthetic_examples
 
 
 def _prompts(

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from serendip.models.mllm.checkpoint import PlannerModel, save_model
+from serendip.models.mllm.contexts import PlanningContext, load_context
+from serendip.models.mllm.errors import ContextError, ModelArtifactError
+from serendip.models.mllm.examples import PlanningTask
+from serendip.models.mllm.grammar import build_answer_grammar
+from serendip.models.mllm.planner_spec import PlannerSpec
+from serendip.models.mllm.prompts import PromptVariant
 from tests.mllm.conftest import TWO_FRAMES
 from tests.mllm.synthetic import synthetic_video
-from triton_models.mllm.checkpoint import PlannerModel, save_model
-from triton_models.mllm.contexts import PlanningContext, load_context
-from triton_models.mllm.engine import PlannerEngine, TorchPlannerEngine
-from triton_models.mllm.errors import ContextError, ModelArtifactError
-from triton_models.mllm.examples import PlanningTask
-from triton_models.mllm.grammar import build_answer_grammar
-from triton_models.mllm.planner_spec import PlannerSpec
-from triton_models.mllm.prompts import PromptVariant
+from triton_models.torch_engine import PlannerEngine, TorchPlannerEngine
 
 
 @pytest.fixture(scope="module")

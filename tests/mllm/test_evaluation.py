@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from triton_models.mllm.evaluation import plot_curves, popularity_baseline, random_baseline
+from serendip.models.mllm.evaluation import plot_curves, popularity_baseline, random_baseline
 
 CANDIDATES = {"a": ["b", "c"], "b": ["a", "c"], "c": ["a", "b"], "x": ["y", "z", "w"]}
 

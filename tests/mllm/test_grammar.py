@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from triton_models.mllm.checkpoint import PlannerModel
-from triton_models.mllm.errors import GrammarError, MllmConfigError
-from triton_models.mllm.examples import PlanningTask
-from triton_models.mllm.grammar import (
+from serendip.models.mllm.checkpoint import PlannerModel
+from serendip.models.mllm.errors import GrammarError, MllmConfigError
+from serendip.models.mllm.examples import PlanningTask
+from serendip.models.mllm.grammar import (
     GRAMMAR_FILE,
     AnswerGrammar,
     build_answer_grammar,
@@ -17,7 +17,7 @@ from triton_models.mllm.grammar import (
     ebnf_literal,
     grammar_accepts,
 )
-from triton_models.mllm.prompts import PromptVariant, VisualSetting, parse_response, target_text
+from serendip.models.mllm.prompts import PromptVariant, VisualSetting, parse_response, target_text
 
 
 def _accepts(planner: PlannerModel, grammar: AnswerGrammar, text: str) -> bool:

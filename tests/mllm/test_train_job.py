@@ -1,4 +1,4 @@
-"""``ray_jobs.train_mllm`` end to end on a small real world (mp4s): artifact layout, metrics, engine reload."""
+"""``serendip.jobs.train_mllm`` end to end on a small real world (mp4s): artifact layout, metrics, engine reload."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ray_jobs import build_tree, curate, make_world, mllm_ablations, train_mllm
-from serendip.data.artifacts import read_manifest
-from serendip.data.curation import load_curation
-from triton_models.mllm.contexts import load_context
-from triton_models.mllm.engine import TorchPlannerEngine
+from serendip.artifacts.store import read_manifest
+from serendip.jobs import build_tree, curate, make_world, mllm_ablations, train_mllm
+from serendip.models.mllm.contexts import load_context
+from serendip.offline.curation import load_curation
+from triton_models.torch_engine import TorchPlannerEngine
 
 
 @pytest.fixture(scope="module")

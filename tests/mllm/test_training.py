@@ -9,14 +9,14 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 
+from serendip.models.mllm.batching import IGNORE_INDEX, PromptEncoder, training_batch
+from serendip.models.mllm.checkpoint import PlannerModel, load_model, save_model
+from serendip.models.mllm.evaluation import HeldoutEvaluator, HeldoutItem
+from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
+from serendip.models.mllm.prompts import PromptVariant
+from serendip.models.mllm.training import PreparedExample, SftTrainer, TrainingConfig, prepare_examples
 from tests.mllm.conftest import TWO_FRAMES, tiny_planner
 from tests.mllm.synthetic import synthetic_examples
-from triton_models.mllm.batching import IGNORE_INDEX, PromptEncoder, training_batch
-from triton_models.mllm.checkpoint import PlannerModel, load_model, save_model
-from triton_models.mllm.evaluation import HeldoutEvaluator, HeldoutItem
-from triton_models.mllm.grammar import build_answer_grammar, compile_grammar
-from triton_models.mllm.prompts import PromptVariant
-from triton_models.mllm.training import PreparedExample, SftTrainer, TrainingConfig, prepare_examples
 
 VARIANT = PromptVariant.VIDEO_COT
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from triton_models.mllm.errors import MllmConfigError
-from triton_models.mllm.vision_inputs import VisionGeometry, batch_visual_tensors, image_input, video_input
+from serendip.models.mllm.errors import MllmConfigError
+from serendip.models.mllm.vision_inputs import VisionGeometry, batch_visual_tensors, image_input, video_input
 
 GEOMETRY = VisionGeometry(patch_size=8, temporal_patch_size=2, spatial_merge_size=2, image_size=32)
 

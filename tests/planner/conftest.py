@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ray_jobs import build_tree, curate, make_world, train_mllm, train_sasrec
-from serendip.data.artifacts import resolve_artifact
-from serendip.data.curation import load_curation
+from serendip.artifacts.store import resolve_artifact
+from serendip.jobs import build_tree, curate, make_world, train_mllm, train_sasrec
+from serendip.offline.curation import load_curation
 from triton_models import build_engines
 from triton_models.launcher import TritonServer
 

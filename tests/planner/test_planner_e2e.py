@@ -9,7 +9,7 @@ import grpc
 import pytest
 import tritonclient.grpc as grpcclient
 
-from planner.plan_table import plan_rows, publish_plan_table
+from serendip.artifacts.plans import plan_rows, publish_plan_table
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 Source = planner_pb2.PlanSource

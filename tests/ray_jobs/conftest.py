@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ray_jobs import build_tree, curate, make_world, train_mllm
-from serendip.data.world import load_world
+from serendip.jobs import build_tree, curate, make_world, train_mllm
+from serendip.offline.world import load_world
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def ray_address() -> Iterator[str]:
     subprocesses."""
     import ray
 
-    from serendip.batch.ray_runtime import init_ray
+    from ray_jobs.ray_runtime import init_ray
 
     init_ray(num_cpus=2)
     try:

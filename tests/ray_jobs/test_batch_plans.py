@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner.plan_table import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, PlanTable
 from ray_jobs import batch_plans, decode_frames
-from serendip.batch.frame_store import read_store_index
-from serendip.batch.plans_job import PROCESSED_FILE, PlanningModel, incremental_work
-from serendip.batch.staging import STAGING_DIR
-from serendip.data.artifacts import LATEST_NAME
+from ray_jobs.plans_job import PROCESSED_FILE, PlanningModel, incremental_work
+from ray_jobs.staging import STAGING_DIR
+from serendip.artifacts.frames import read_store_index
+from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, PlanTable
+from serendip.artifacts.store import LATEST_NAME
 from tests.ray_jobs.conftest import Chain, write_items
 
 

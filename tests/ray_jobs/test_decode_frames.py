@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from ray_jobs import decode_frames
-from serendip.batch.decode_job import DecodeResult
-from serendip.batch.frame_store import ERRORS_FILE, read_rows, read_store_index, row_pixels, shard_files
-from serendip.data.artifacts import file_sha256, read_manifest
-from serendip.data.frames import sample_frames, uniform_frame_indices
+from ray_jobs.decode_job import DecodeResult
+from serendip.artifacts.frames import ERRORS_FILE, read_rows, read_store_index, row_pixels, shard_files
+from serendip.artifacts.store import file_sha256, read_manifest
+from serendip.core.frames import sample_frames, uniform_frame_indices
 from tests.ray_jobs.conftest import Chain, write_items
 
 GOOD_ITEMS = 10
@@ -97,7 +97,7 @@ def test_model_sized_store_gives_the_model_the_same_input(
     chain: Chain, ray_address: str, tmp_path: Path, damaged_catalogue: Path
 ) -> None:
     """Frames resized for the model at decode time = frames decoded live and resized by the model's preprocessing."""
-    from triton_models.mllm.vision_inputs import VisionGeometry, image_input, video_input
+    from serendip.models.mllm.vision_inputs import VisionGeometry, image_input, video_input
 
     result = decode_frames.main(
         ["--items", str(damaged_catalogue), "--all-items", "--mllm", str(chain.mllm)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from serendip.batch.ray_runtime import shard_size_for
+from ray_jobs.ray_runtime import shard_size_for
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from serendip.batch.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
-from serendip.data.errors import ArtifactError
+from ray_jobs.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
+from serendip.core.errors import ArtifactError
 
 
 def test_only_complete_shard_files_of_this_run_count_as_committed(tmp_path: Path) -> None:

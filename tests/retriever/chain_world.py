@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from serendip.data.cluster_tree import ClusterNode, ClusterTree
+from serendip.core.cluster_tree import ClusterNode, ClusterTree
 
 ITEMS_PER_LEAF = 5
 

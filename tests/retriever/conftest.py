@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from retriever.export import SASRecArtifact, write_sasrec_files
-from retriever.ranking_metrics import popularity_scores
-from retriever.sasrec import SASRecConfig
-from retriever.sequences import ItemVocabulary, leave_last_out, positive_sequences
-from retriever.training import TrainingOptions, train_sasrec
-from serendip.data.cluster_tree import ClusterTree
+from serendip.core.cluster_tree import ClusterTree
+from serendip.models.sasrec.export import SASRecArtifact, write_sasrec_files
+from serendip.models.sasrec.model import SASRecConfig
+from serendip.models.sasrec.ranking_metrics import popularity_scores
+from serendip.models.sasrec.sequences import ItemVocabulary, leave_last_out, positive_sequences
+from serendip.models.sasrec.training import TrainingOptions, train_sasrec
 from tests.retriever.chain_world import build_tree, chain_interactions
 from triton_models.launcher import TritonServer
 from triton_models.seqrec import write_seqrec_model

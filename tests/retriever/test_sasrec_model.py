@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from retriever.export import script_user_encoder
-from retriever.ranking_metrics import evaluate, popularity_scores, recall_ndcg_at_k, target_ranks
-from retriever.sequences import EvaluationCase, history_tensor, leave_last_out
-from retriever.training import score_with
+from serendip.models.sasrec.export import script_user_encoder
+from serendip.models.sasrec.ranking_metrics import evaluate, popularity_scores, recall_ndcg_at_k, target_ranks
+from serendip.models.sasrec.sequences import EvaluationCase, history_tensor, leave_last_out
+from serendip.models.sasrec.training import score_with
 
 
 def test_target_ranks_mask_history_and_padding() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ray_jobs import train_sasrec
 from retriever.loading import load_retrieval_model
-from serendip.data.artifacts import ArtifactWriter, read_manifest
-from serendip.data.cluster_tree import ClusterTree
+from serendip.artifacts.store import ArtifactWriter, read_manifest
+from serendip.core.cluster_tree import ClusterTree
+from serendip.jobs import train_sasrec
 from tests.retriever.chain_world import chain_interactions
 
 

@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
+from serendip.models.mllm.contexts import PlanningContext  # noqa: E402
+from serendip.models.mllm.errors import MllmError  # noqa: E402
 from triton_models.engines import load_planner_engine  # noqa: E402
-from triton_models.mllm.contexts import PlanningContext  # noqa: E402
-from triton_models.mllm.errors import MllmError  # noqa: E402
 
 
 def _optional(request, name):

@@ -1,0 +1,413 @@
+"""Batch planning job: frame store rows -> ranked serendipitous clusters -> a new version of the plan table.
+
+Incremental by default. The previous plans version carries ``processed.parquet`` (item_id, content_sha256,
+model_version): an item is planned again only when it is new, its content hash changed (title, video,
+thumbnail or decode settings), or the model version or the plan settings (top n) changed -- a new model
+re-plans everything and drops every plan of the old one. Plans of unchanged items are carried over from the
+previous version, including items that left the corpus (they stay valid for the same model).
+
+Planning runs on a Ray Data actor pool (one model per actor, ``num_gpus=1`` each on a GPU cluster), shard by
+shard, each shard committed to the run's staging dir; a killed run restarts where it stopped
+(:mod:`ray_jobs.staging`). Items the model cannot plan (e.g. unusable pixels) go to ``errors.parquet``
+and are retried by the next run. The new version is published atomically with ``publish_plan_table``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ray_jobs.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
+from ray_jobs.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
+from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
+from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, publish_plan_table
+from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
+from serendip.core.cluster_tree import ClusterTree
+from serendip.core.errors import ArtifactError, ConfigError
+from serendip.offline.curation import CURATION_KIND, load_curation
+
+LOGGER = logging.getLogger(__name__)
+PROCESSED_FILE = "processed.parquet"
+PLAN_ERRORS_FILE = "errors.parquet"
+PROCESSED_COLUMNS = ["item_id", "content_sha256", "model_version"]
+DEFAULT_TOP_N = 5
+DEFAULT_SHARD_SIZE = 32
+SHARD_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("content_sha256", pa.string()),
+        ("rank", pa.int32()),
+        ("cluster_id", pa.string()),
+        ("score", pa.float64()),
+        ("reasoning", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+"""A committed planning shard: one row per planned cluster, or one row with ``error`` set per failed item."""
+
+
+@dataclass(frozen=True)
+class PlanningModel:
+    """An MLLM artifact with the tree it was trained on: what the batch planner plans with."""
+
+    directory: Path
+    version: str
+    content_sha256: str
+    level: int
+    delta: int
+    visual_frames: int | None
+    """Frames the prompts carry (None: text only or thumbnail)."""
+    tree: ClusterTree
+    curation_dir: Path
+
+    @classmethod
+    def load(
+        cls, mllm_path: str | os.PathLike[str], curation_path: str | os.PathLike[str] | None = None
+    ) -> PlanningModel:
+        """Load an MLLM artifact (version, kind dir or artifacts root) and the curation its manifest names."""
+        from serendip.models.mllm.planner_spec import PlannerSpec
+
+        directory = resolve_artifact(mllm_path, "mllm")
+        manifest = read_manifest(directory)
+        spec = PlannerSpec.load(directory)
+        if curation_path is None:
+            recorded = manifest.get("inputs", {}).get("curation")
+            if recorded is None:
+                raise ArtifactError(f"{directory}: manifest names no curation; pass the curation artifact")
+            curation_path = Path(recorded["path"])
+            if not curation_path.exists():  # recorded relative to another working directory
+                curation_path = directory.parent.parent / CURATION_KIND / recorded["version"]
+        curation = load_curation(curation_path)
+        curation_level = int(curation.manifest["parameters"]["level"])
+        curation_delta = int(curation.manifest["parameters"]["delta"])
+        if (curation_level, curation_delta) != (spec.level, spec.delta):
+            raise ArtifactError(
+                f"{directory} plans at level {spec.level}, delta {spec.delta} but curation {curation.dir} "
+                f"was curated at level {curation_level}, delta {curation_delta}"
+            )
+        uses_frames = spec.variant.uses_video and spec.visual is not None and not spec.visual.thumbnail
+        return cls(
+            directory=directory,
+            version=manifest["version"],
+            content_sha256=manifest["content_sha256"],
+            level=spec.level,
+            delta=spec.delta,
+            visual_frames=spec.visual.frames if uses_frames else None,
+            tree=curation.tree,
+            curation_dir=curation.dir,
+        )
+
+    def candidates(self, item_id: str) -> list[str] | None:
+        """Serendipitous candidate clusters of an item: its level-l node's siblings at δ (None: not in the tree,
+        every cluster is a candidate, as for the LIVE planner)."""
+        if item_id not in self.tree:
+            return None
+        return self.tree.siblings(self.tree.node_of(item_id, self.level), self.delta)  # type: ignore[arg-type]
+
+
+def check_store_for_model(store_dir: Path, model: PlanningModel) -> None:
+    """Fail when the frame store's frame count is not the model's (plans would differ from LIVE ones)."""
+    settings = read_manifest(store_dir)["parameters"]["settings"]
+    if model.visual_frames is not None and settings["num_frames"] != model.visual_frames:
+        raise ConfigError(
+            f"frame store {store_dir} holds {settings['num_frames']} frames per item but model {model.version} "
+            f"was trained on {model.visual_frames}; run decode_frames with --frames {model.visual_frames}"
+        )
+
+
+@dataclass(frozen=True)
+class IncrementalWork:
+    """What a run must plan and what it carries over from the previous version."""
+
+    work: pd.DataFrame
+    """item_id, content_sha256, shard_file of the items to plan, sorted by item id."""
+    kept_plans: pd.DataFrame
+    kept_processed: pd.DataFrame
+    mode: str
+    """``full`` (no usable previous version) or ``incremental``."""
+
+
+def _previous_usable(previous_dir: Path, model: PlanningModel, top_n: int) -> str | None:
+    """Why a previous plans version cannot be merged with this run (None when it can)."""
+    if not (previous_dir / PROCESSED_FILE).is_file():
+        return f"{previous_dir.name} has no {PROCESSED_FILE}"
+    parameters = read_manifest(previous_dir)["parameters"]
+    if parameters.get("model_version") != model.version:
+        return f"model changed ({parameters.get('model_version')} -> {model.version})"
+    if parameters.get("top_n") != top_n:
+        return f"top n changed ({parameters.get('top_n')} -> {top_n})"
+    return None
+
+
+def incremental_work(
+    store_index: pd.DataFrame, previous_dir: Path | None, model: PlanningModel, top_n: int
+) -> IncrementalWork:
+    """Split the frame store's items into those to plan and the previous version's rows to keep."""
+    empty_plans = pd.DataFrame(columns=PLAN_COLUMNS)
+    empty_processed = pd.DataFrame(columns=PROCESSED_COLUMNS)
+    why_full = "no previous plans version" if previous_dir is None else _previous_usable(previous_dir, model, top_n)
+    if why_full is not None:
+        LOGGER.info("planning every item: %s", why_full)
+        return IncrementalWork(store_index.sort_values("item_id"), empty_plans, empty_processed, "full")
+    processed = pd.read_parquet(previous_dir / PROCESSED_FILE)
+    done = set(zip(processed["item_id"], processed["content_sha256"], strict=True))
+    fresh = [
+        (item_id, content) not in done
+        for item_id, content in zip(store_index["item_id"], store_index["content_sha256"], strict=True)
+    ]
+    work = store_index[fresh].sort_values("item_id")
+    redo = set(work["item_id"])
+    plans = pd.read_parquet(previous_dir / PLANS_FILE, columns=PLAN_COLUMNS)
+    return IncrementalWork(
+        work,
+        plans[~plans["item_id"].isin(redo)],
+        processed.loc[~processed["item_id"].isin(redo), PROCESSED_COLUMNS],
+        "incremental",
+    )
+
+
+class PlanShardWorker:
+    """Ray actor holding one loaded planner engine; plans a shard's items and commits them to the staging dir."""
+
+    def __init__(
+        self,
+        staging_dir: str,
+        staging_key: str,
+        store_dir: str,
+        mllm_dir: str,
+        engine: str,
+        device: str,
+        top_n: int,
+        threads: int,
+    ) -> None:
+        import torch
+
+        from triton_models.engines import load_planner_engine
+
+        torch.set_num_threads(threads)
+        self.staging = ShardStaging(Path(staging_dir), staging_key)
+        self.store_dir = Path(store_dir)
+        self.engine = load_planner_engine(engine, mllm_dir, device)
+        self.top_n = top_n
+        self.ready_at = time.time()
+
+    def _rank(self, contexts: list[Any]) -> list[list[Any] | str]:
+        """Rankings per context, or the error message of a context the model cannot plan."""
+        from serendip.models.mllm.errors import MllmError
+
+        try:
+            return list(self.engine.rank_clusters(contexts, self.top_n))
+        except MllmError:  # find the bad contexts; the others are planned one by one
+            outcomes: list[list[Any] | str] = []
+            for context in contexts:
+                try:
+                    outcomes.append(self.engine.rank_clusters([context], self.top_n)[0])
+                except MllmError as error:
+                    outcomes.append(str(error))
+            return outcomes
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        from serendip.models.mllm.contexts import PlanningContext
+
+        summaries = []
+        for spec in spec_of(batch):
+            started = time.perf_counter()
+            shard_id, items = spec["shard_id"], spec["items"]
+            errors = 0
+            if not self.staging.shard_path(shard_id).exists():  # a retried task must not redo a committed shard
+                rows = read_rows(self.store_dir, spec["shard_files"], [item["item_id"] for item in items])
+                contexts = []
+                for item in items:
+                    frames, thumbnail = row_pixels(rows[item["item_id"]])
+                    title = rows[item["item_id"]]["title"]
+                    contexts.append(PlanningContext(item["item_id"], title, frames, thumbnail, item["candidates"]))
+                records = []
+                for context, outcome in zip(contexts, self._rank(contexts), strict=True):
+                    content = rows[context.item_id]["content_sha256"]
+                    if isinstance(outcome, str) or not outcome:
+                        errors += 1
+                        message = outcome or "the model ranked no candidate cluster"
+                        records.append({"item_id": context.item_id, "content_sha256": content, "error": message})
+                        continue
+                    records += [
+                        {
+                            "item_id": context.item_id,
+                            "content_sha256": content,
+                            "rank": rank,
+                            "cluster_id": cluster.cluster_id,
+                            "score": float(cluster.score),
+                            "reasoning": cluster.reasoning or "",
+                        }
+                        for rank, cluster in enumerate(outcome)
+                    ]
+                self.staging.commit(shard_id, pa.Table.from_pylist(records, schema=SHARD_SCHEMA))
+            summaries.append(
+                {
+                    "shard_id": shard_id,
+                    "items": len(items),
+                    "errors": errors,
+                    "seconds": time.perf_counter() - started,
+                    "ready_at": self.ready_at,
+                }
+            )
+        return summary_batch(summaries)
+
+
+@dataclass(frozen=True)
+class PlansResult:
+    """The plans version a run published (or found up to date) and what the run did."""
+
+    plans_dir: Path | None
+    published: bool
+    mode: str
+    counts: dict[str, int]
+    stages: list[StageStats] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready summary: counts and per-stage items/s."""
+        return {
+            "plans": str(self.plans_dir) if self.plans_dir else None,
+            "published": self.published,
+            "mode": self.mode,
+            "counts": self.counts,
+            "stages": {stats.stage: stats.to_dict() for stats in self.stages},
+        }
+
+
+def _read_shards(staging: ShardStaging, specs: list[dict[str, Any]]) -> pd.DataFrame:
+    """All committed shard rows; each shard must hold exactly the items it was given."""
+    parts = []
+    for spec in specs:
+        table = pq.read_table(staging.shard_path(spec["shard_id"])).to_pandas()
+        expected = {item["item_id"] for item in spec["items"]}
+        if set(table["item_id"]) != expected:
+            raise ArtifactError(f"staged shard {spec['shard_id']} of run {staging.key} does not hold its items")
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SHARD_SCHEMA.names)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Rows of the non-empty ``frames`` (empty ones would decide no column type)."""
+    parts = [frame[columns] for frame in frames if not frame.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def run_batch_plans(
+    root: str | os.PathLike[str],
+    store_dir: Path,
+    model: PlanningModel,
+    previous_dir: Path | None,
+    engine: str = "torch",
+    top_n: int = DEFAULT_TOP_N,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    workers: int = 1,
+    cpus_per_worker: float = 1,
+    num_gpus: float = 0,
+    progress: bool = True,
+) -> PlansResult:
+    """Plan the frame store's new or changed items and publish a merged plans version under ``root``.
+
+    ``previous_dir``: the plans version to merge with (None plans everything). Ray must be initialised.
+    """
+    check_store_for_model(store_dir, model)
+    kind_dir = Path(root) / PLANS_KIND
+    with exclusive_run(kind_dir):
+        store_index = read_store_index(store_dir)
+        plan = incremental_work(store_index, previous_dir, model, top_n)
+        if plan.work.empty:
+            LOGGER.info("plan table is up to date: no new or changed item")
+            counts = {"items": plan.kept_processed["item_id"].nunique(), "planned": 0}
+            return PlansResult(previous_dir, False, plan.mode, counts)
+        store = read_manifest(store_dir)
+        shard_items = shard_size_for(len(plan.work), shard_size, workers)
+        key = run_key(
+            {
+                "job": "batch_plans",
+                "model": [model.version, model.content_sha256],
+                "store": [store["version"], store["content_sha256"]],
+                "previous": read_manifest(previous_dir)["version"] if previous_dir else None,
+                "top_n": top_n,
+                "shard_items": shard_items,
+                "items": plan.work[["item_id", "content_sha256"]].values.tolist(),
+            }
+        )
+        staging = ShardStaging.for_run(kind_dir, key)
+        work = plan.work.to_dict("records")
+        specs = [
+            {
+                "shard_id": shard_id,
+                "items": [
+                    {"item_id": row["item_id"], "candidates": model.candidates(row["item_id"])}
+                    for row in work[start : start + shard_items]
+                ],
+                "shard_files": sorted({row["shard_file"] for row in work[start : start + shard_items]}),
+            }
+            for shard_id, start in enumerate(range(0, len(work), shard_items))
+        ]
+        committed = staging.committed()
+        pending = [spec for spec in specs if spec["shard_id"] not in committed]
+        if committed:
+            LOGGER.info("resuming: %d of %d shards were committed by an earlier attempt", len(committed), len(specs))
+        planning, _summaries = run_shards(
+            "plan",
+            pending,
+            PlanShardWorker,
+            {
+                "staging_dir": str(staging.directory),
+                "staging_key": key,
+                "store_dir": str(store_dir),
+                "mllm_dir": str(model.directory),
+                "engine": engine,
+                "device": "cuda" if num_gpus else "cpu",
+                "top_n": top_n,
+                "threads": max(1, int(cpus_per_worker)),
+            },
+            workers,
+            cpus_per_worker,
+            num_gpus,
+            progress,
+        )
+
+        started = time.perf_counter()
+        staged = _read_shards(staging, specs)
+        failed = staged["error"].notna()
+        new_plans = staged.loc[~failed, PLAN_COLUMNS]
+        new_processed = staged.loc[~failed, ["item_id", "content_sha256"]].drop_duplicates("item_id")
+        new_processed = new_processed.assign(model_version=model.version)
+        plans = _concat([plan.kept_plans, new_plans], PLAN_COLUMNS).sort_values(["item_id", "rank"])
+        processed = _concat([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
+        errors = staged.loc[failed, ["item_id", "content_sha256", "error"]].reset_index(drop=True)
+        if processed["item_id"].duplicated().any():
+            raise ArtifactError(f"run {key}: an item was planned twice")
+        counts = {
+            "planned": len(new_processed),
+            "carried": plan.kept_processed["item_id"].nunique(),
+            "errors": len(errors),
+            "shards_run": len(pending),
+            "shards_resumed": len(committed & {spec["shard_id"] for spec in specs}),
+        }
+        inputs = {"frames": input_record(store_dir), "mllm": input_record(model.directory)}
+        if previous_dir is not None:
+            inputs["previous"] = input_record(previous_dir)
+        parameters = {"model_version": model.version, "top_n": top_n, "shard_size": shard_size, "mode": plan.mode}
+        plans_dir = publish_plan_table(
+            Path(root),
+            plans.reset_index(drop=True),
+            parameters,
+            inputs,
+            extra_tables={PROCESSED_FILE: processed.reset_index(drop=True), PLAN_ERRORS_FILE: errors},
+            counts=counts,
+        )
+        staging.remove()
+        remove_stale_staging(kind_dir)
+        merging = StageStats("merge+publish", len(processed), time.perf_counter() - started)
+        LOGGER.info(merging.line())
+        return PlansResult(plans_dir, True, plan.mode, counts | {"items": len(processed)}, [planning, merging])

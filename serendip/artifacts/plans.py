@@ -1,0 +1,129 @@
+"""The plan table: ranked serendipitous clusters per catalogue item, precomputed by batch inference.
+
+Published as a versioned ``plans`` artifact (``artifacts/plans/<version>/plans.parquet`` + manifest,
+``LATEST`` switched atomically). :class:`PlanTableWatcher` follows ``LATEST`` and swaps the loaded table
+in one reference assignment, so requests in flight keep the version they started with and none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serendip.artifacts.store import LATEST_NAME, ArtifactWriter, read_manifest, resolve_artifact
+
+LOGGER = logging.getLogger(__name__)
+PLANS_KIND = "plans"
+PLANS_FILE = "plans.parquet"
+PLAN_COLUMNS = ["item_id", "rank", "cluster_id", "score", "reasoning"]
+
+
+@dataclass(frozen=True)
+class CachedCluster:
+    """One planned cluster of an item."""
+
+    cluster_id: str
+    score: float
+    reasoning: str
+
+
+class PlanTable:
+    """item id -> clusters best first, with the artifact version they came from."""
+
+    def __init__(self, plans: Mapping[str, list[CachedCluster]], version: str) -> None:
+        self.plans = dict(plans)
+        self.version = version
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def get(self, item_id: str) -> list[CachedCluster]:
+        """The item's plan (empty when the item has none)."""
+        return self.plans.get(item_id, [])
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, version: str) -> PlanTable:
+        """Build from rows of PLAN_COLUMNS."""
+        ordered = frame.sort_values(["item_id", "rank"], kind="stable")
+        plans: dict[str, list[CachedCluster]] = {}
+        for item_id, cluster_id, score, reasoning in ordered[
+            ["item_id", "cluster_id", "score", "reasoning"]
+        ].itertuples(index=False):
+            plans.setdefault(item_id, []).append(CachedCluster(cluster_id, float(score), reasoning or ""))
+        return cls(plans, version)
+
+    @classmethod
+    def load(cls, path: Path) -> PlanTable:
+        """Load a plans artifact (version dir, kind dir following LATEST, or artifacts root)."""
+        directory = resolve_artifact(path, PLANS_KIND)
+        return cls.from_frame(pd.read_parquet(directory / PLANS_FILE), read_manifest(directory)["version"])
+
+
+def plan_rows(item_id: str, clusters: Iterable[tuple[str, float, str | None]]) -> list[dict[str, Any]]:
+    """Rows of the plan table for one item's ranked clusters."""
+    return [
+        {"item_id": item_id, "rank": rank, "cluster_id": cluster_id, "score": score, "reasoning": reasoning or ""}
+        for rank, (cluster_id, score, reasoning) in enumerate(clusters)
+    ]
+
+
+def publish_plan_table(
+    root: Path,
+    rows: list[dict[str, Any]] | pd.DataFrame,
+    parameters: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+    counts: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``rows`` as a new plans version under ``root`` and switch LATEST to it; returns the version dir.
+
+    ``extra_tables`` (file name -> table) are written beside ``plans.parquet`` in the same atomic version (e.g.
+    the batch job's ``processed.parquet``); ``counts`` are added to the manifest counts.
+    """
+    frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    with ArtifactWriter(root, PLANS_KIND, parameters, inputs=inputs or {}) as writer:
+        frame.to_parquet(writer.dir / PLANS_FILE, index=False)
+        for file_name, table in (extra_tables or {}).items():
+            table.to_parquet(writer.dir / file_name, index=False)
+        writer.counts.update(counts or {})
+        writer.counts.update({"items": int(frame["item_id"].nunique()), "rows": len(frame)})
+    return writer.final_dir
+
+
+class PlanTableWatcher:
+    """Holds the current PlanTable and reloads it when the kind directory's LATEST changes."""
+
+    def __init__(self, kind_dir: Path, poll_s: float = 1.0) -> None:
+        self.kind_dir = Path(kind_dir)
+        self.poll_s = poll_s
+        self.table: PlanTable | None = None
+        self._seen_latest: str | None = None
+
+    def _latest(self) -> str | None:
+        latest = self.kind_dir / LATEST_NAME
+        return latest.read_text().strip() if latest.is_file() else None
+
+    def reload_if_changed(self) -> bool:
+        """Load the version LATEST names if it is new; True when the table was swapped."""
+        latest = self._latest()
+        if latest is None or latest == self._seen_latest:
+            return False
+        table = PlanTable.load(self.kind_dir / latest)
+        self.table, self._seen_latest = table, latest
+        LOGGER.info("plan table loaded", extra={"version": table.version, "items": len(table)})
+        return True
+
+    async def watch(self) -> None:
+        """Poll forever (cancel to stop); loading runs in a worker thread, off the event loop."""
+        while True:
+            try:
+                await asyncio.to_thread(self.reload_if_changed)
+            except Exception:  # a half-copied or corrupt version must not stop serving the current one
+                LOGGER.exception("plan table reload failed; keeping the current version")
+            await asyncio.sleep(self.poll_s)

@@ -1,0 +1,50 @@
+"""Prompt and target texts of the SFT examples, one function per side so training and serving share them.
+
+Variants (paper Fig. 2): ``text_only`` (title), ``video_only`` (frames), ``video_text`` (frames + title),
+``video_cot`` (frames; the target first says what the video shows, then names the cluster).
+Frame modes: ``none`` (text only), ``1``/``2``/``4``/``8`` uniformly sampled frames, or ``thumbnail``.
+"""
+
+from __future__ import annotations
+
+from serendip.core.errors import ConfigError
+
+VARIANTS = ("text_only", "video_only", "video_text", "video_cot")
+VIDEO_VARIANTS = ("video_only", "video_text", "video_cot")
+FRAME_COUNTS = (1, 2, 4, 8)
+THUMBNAIL = "thumbnail"
+NO_FRAMES = "none"
+QUESTION = "Which interest cluster would be a serendipitous next step for its viewer?"
+COT_INSTRUCTION = "First say what the video shows, then name the cluster."
+ANSWER_MARKER = "cluster: "
+"""In chain-of-thought targets the cluster description follows this marker on the last line."""
+
+
+def prompt_text(variant: str, title: str) -> str:
+    """User-turn text of ``variant``; the caller adds the frames (as video or image inputs) for video variants."""
+    if variant == "text_only":
+        return f"Video title: {title}\n{QUESTION}"
+    if variant == "video_only":
+        return f"Watch the video.\n{QUESTION}"
+    if variant == "video_text":
+        return f"Watch the video. Video title: {title}\n{QUESTION}"
+    if variant == "video_cot":
+        return f"Watch the video.\n{QUESTION} {COT_INSTRUCTION}"
+    raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
+
+
+def target_text(variant: str, description: str, cot_text: str | None = None) -> str:
+    """Assistant-turn text: the description, preceded by the video description for ``video_cot``."""
+    if variant == "video_cot":
+        if not cot_text:
+            raise ConfigError("video_cot targets need a cot_text (what the video shows)")
+        return f"the video shows {cot_text}.\n{ANSWER_MARKER}{description}"
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
+    return description
+
+
+def answer_description(generated: str) -> str:
+    """The cluster description in a generated answer (text after the last ``ANSWER_MARKER``, if any)."""
+    _, marker, tail = generated.rpartition(ANSWER_MARKER)
+    return (tail if marker else generated).strip()

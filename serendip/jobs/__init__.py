@@ -1,0 +1,1 @@
+"""Offline jobs without Ray, one CLI each: world, tree, curation, training, ablations, evaluation."""

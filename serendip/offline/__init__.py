@@ -1,0 +1,1 @@
+"""Offline data algorithms: the synthetic world, tree building, serendipity curation, popular corpus."""

@@ -1,0 +1,615 @@
+"""Synthetic micro-video world: a 4-level taxonomy, real mp4s, titles, users, sessions and ground truth.
+
+Visual code of an item: each level paints a region whose area shrinks with depth, so colour statistics of
+the frames are closer for items that share more levels (see docs/data.md for the rationale)::
+
+    +-----------------+      top half (50 %)            level-1 node: a dark colour (TOP_COLOURS)
+    |  top   [accent] |      bottom-left + rest (37.5 %) level-2 node: a light colour (BOTTOM_COLOURS)
+    +--------+--------+      block (12.5 %)             level-3 node: a saturated colour (SIGNATURE_COLOURS)
+    | bottom | blk|   |      block position             level-4 node: left/right/top/bottom half of the
+    +--------+--------+                                  bottom-right quadrant (LAYOUTS)
+
+* the *accent*: a strip of the top half painted, during a window of frames, in the signature colour of the
+  item's affine serendipitous cluster (a sibling level-3 node); some items have a second accent (other
+  strip, other window) for a second affine cluster. Window length and colour strength grow with the item's
+  ``visual_richness``;
+* a small moving square of random colour: irrelevant motion (and unique bytes per video).
+
+Titles name the item's topic words at all four levels, except a vague fraction (no topic word) and a
+misleading fraction (the words of a sibling level-3 node). The accent is never in the title, so only a
+model that looks at the video can tell which sibling cluster is a good serendipitous move.
+
+Satisfaction of a transition context -> next (mean, before noise): affine serendipitous (highest, more for
+visually rich contexts) > same level-3 cluster > other serendipitous > random (paper §2's observation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from serendip.artifacts.store import ArtifactWriter, file_sha256, read_manifest, resolve_artifact
+from serendip.core.cluster_tree import ClusterNode, ClusterTree, level_column, path_node_id
+from serendip.core.errors import ConfigError
+from serendip.core.frames import encode_video, save_jpeg, select_thumbnail_index
+from serendip.core.parallel import map_tasks
+from serendip.core.schema import BadRowReport, load_dataset
+from serendip.offline.vocabulary import (
+    BOTTOM_COLOURS,
+    INFORMATIVE_TITLE_TEMPLATES,
+    LAYOUTS,
+    SIGNATURE_COLOURS,
+    TOP_COLOURS,
+    TOPIC_ADJECTIVES,
+    TOPIC_NOUNS,
+    VAGUE_TITLES,
+)
+
+WORLD_KIND = "world"
+WORLD_LEVELS = 4
+AFFINITY_LEVEL = 3
+"""Affinity and serendipity in the world's ground truth are defined at level 3 with δ = 1."""
+RELATIONS = ("affine", "secondary", "same", "serendipitous", "random")
+WORLD_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class SatisfactionModel:
+    """Mean satisfaction per relation of (context, next) items; draws add ``noise_sd`` Gaussian noise."""
+
+    affine_base: float = 0.72
+    affine_richness_gain: float = 0.16
+    secondary_drop: float = 0.08
+    same_cluster: float = 0.62
+    other_serendipitous: float = 0.40
+    random: float = 0.22
+    interest_bonus: float = 0.06
+    noise_sd: float = 0.08
+
+    def mean(self, relation: str, context_richness: float, interested: bool = False) -> float:
+        """Expected satisfaction of a transition with this relation (see RELATIONS)."""
+        affine = self.affine_base + self.affine_richness_gain * context_richness
+        base = {
+            "affine": affine,
+            "secondary": affine - self.secondary_drop,
+            "same": self.same_cluster,
+            "serendipitous": self.other_serendipitous,
+            "random": self.random,
+        }[relation]
+        return base + (self.interest_bonus if interested else 0.0)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Parameters of :func:`generate_world`; every draw is determined by ``seed``."""
+
+    num_items: int = 2000
+    num_users: int = 1500
+    branching: tuple[int, int, int, int] = (3, 3, 4, 2)
+    seed: int = 0
+    frame_size: int = 64
+    fps: int = 8
+    num_frames: int = 24
+    with_video: bool = True
+    include_taxonomy: bool = False
+    vague_title_fraction: float = 0.2
+    misleading_title_fraction: float = 0.1
+    secondary_affinity_fraction: float = 0.3
+    sessions_per_user: float = 3.0
+    session_length: float = 8.0
+    transition_probs: tuple[float, float, float] = (0.45, 0.35, 0.20)
+    """Probabilities that a session's next item is from the same level-3 cluster / a sibling / anywhere."""
+    zipf_exponent: float = 1.0
+    max_impressions: int = 1_000_000
+    days: int = 30
+    workers: int = 2
+    satisfaction: SatisfactionModel = field(default_factory=SatisfactionModel)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first parameter out of range."""
+        if len(self.branching) != WORLD_LEVELS or min(self.branching) < 1:
+            raise ConfigError(f"branching must be 4 positive ints, got {self.branching}")
+        b1, b2, b3, b4 = self.branching
+        limits = (len(TOP_COLOURS), len(BOTTOM_COLOURS), len(SIGNATURE_COLOURS), len(LAYOUTS))
+        for level, (width, limit) in enumerate(zip(self.branching, limits, strict=True), start=1):
+            if width > limit:
+                raise ConfigError(f"branching level {level} is {width}; the visual code allows at most {limit}")
+        if b3 < 2:
+            raise ConfigError(f"branching level 3 must be >= 2 (an item needs a sibling cluster), got {b3}")
+        leaves = b1 * b2 * b3 * b4
+        if self.num_items < leaves:
+            raise ConfigError(f"num_items={self.num_items} < {leaves} leaves; every leaf needs an item")
+        if self.frame_size % 4 or not 16 <= self.frame_size <= 256:
+            raise ConfigError(f"frame_size must be a multiple of 4 in 16..256, got {self.frame_size}")
+        if self.num_frames < 4:
+            raise ConfigError(f"num_frames must be >= 4, got {self.num_frames}")
+        if not 0 <= self.vague_title_fraction + self.misleading_title_fraction <= 1:
+            raise ConfigError("vague_title_fraction + misleading_title_fraction must be in [0, 1]")
+        if abs(sum(self.transition_probs) - 1) > 1e-9 or min(self.transition_probs) < 0:
+            raise ConfigError(
+                f"transition_probs must be 3 non-negative numbers summing to 1, got {self.transition_probs}"
+            )
+        if self.num_users < 1 or self.sessions_per_user < 1 or self.session_length < 2:
+            raise ConfigError("num_users >= 1, sessions_per_user >= 1 and session_length >= 2 are required")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (for manifests)."""
+        return asdict(self)
+
+
+# --- taxonomy -----------------------------------------------------------------------------------------------
+def _topic_words(count: int, rng: np.random.Generator) -> list[str]:
+    nouns = list(rng.permutation(TOPIC_NOUNS))
+    if count <= len(nouns):
+        return nouns[:count]
+    compounds = [f"{adjective} {noun}" for adjective in TOPIC_ADJECTIVES for noun in TOPIC_NOUNS]
+    extra = list(rng.permutation(compounds))
+    if count > len(nouns) + len(extra):
+        raise ConfigError(f"the world needs {count} topic words; at most {len(nouns) + len(extra)} exist")
+    return nouns + extra[: count - len(nouns)]
+
+
+def build_taxonomy(
+    branching: tuple[int, ...], rng: np.random.Generator
+) -> tuple[list[ClusterNode], dict[str, tuple[int, ...]]]:
+    """True taxonomy: nodes (description = a unique topic word) and each node's index path."""
+    paths: list[tuple[int, ...]] = []
+    frontier: list[tuple[int, ...]] = [()]
+    for width in branching:
+        frontier = [parent + (index,) for parent in frontier for index in range(width)]
+        paths.extend(frontier)
+    words = _topic_words(len(paths), rng)
+    nodes = [
+        ClusterNode(path_node_id(path), len(path), path_node_id(path[:-1]) if len(path) > 1 else None, word)
+        for path, word in zip(paths, words, strict=True)
+    ]
+    return nodes, {node.node_id: path for node, path in zip(nodes, paths, strict=True)}
+
+
+# --- visual code --------------------------------------------------------------------------------------------
+def _jitter(colour: tuple[int, int, int], rng: np.random.Generator, amount: int = 6) -> list[int]:
+    return [int(np.clip(value + rng.integers(-amount, amount + 1), 0, 255)) for value in colour]
+
+
+def _blend(colour: Sequence[int], background: Sequence[int], strength: float) -> list[int]:
+    return [round(strength * c + (1 - strength) * b) for c, b in zip(colour, background, strict=True)]
+
+
+def _block_slices(layout: str, size: int) -> tuple[slice, slice]:
+    """(rows, columns) of the block: one half of the bottom-right quadrant."""
+    half, quarter = size // 2, size // 4
+    rows, cols = slice(half, size), slice(half, size)
+    if layout == "left":
+        return rows, slice(half, half + quarter)
+    if layout == "right":
+        return rows, slice(half + quarter, size)
+    if layout == "top":
+        return slice(half, half + quarter), cols
+    return slice(half + quarter, size), cols
+
+
+def _accent_slices(slot: int, size: int) -> tuple[slice, slice]:
+    """(rows, columns) of accent strip ``slot`` (0: left, 1: right) in the top half."""
+    quarter = size // 4
+    cols = slice(0, quarter) if slot == 0 else slice(size - quarter, size)
+    return slice(0, size // 2), cols
+
+
+def render_frames(spec: dict[str, Any], size: int, num_frames: int) -> np.ndarray:
+    """Draw an item's frames from its visual spec: (num_frames, size, size, 3) uint8 RGB."""
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    frames[:, : size // 2] = spec["top_rgb"]
+    frames[:, size // 2 :] = spec["bottom_rgb"]
+    rows, cols = _block_slices(spec["layout"], size)
+    frames[:, rows, cols] = spec["block_rgb"]
+    for accent in spec["accents"]:
+        rows, cols = _accent_slices(accent["slot"], size)
+        frames[accent["start"] : accent["end"], rows, cols] = accent["rgb"]
+    side = max(2, size // 8)
+    start, end = np.array(spec["distractor_start"]), np.array(spec["distractor_end"])
+    for index in range(num_frames):
+        y, x = (start + (end - start) * index / (num_frames - 1)) * (size - side)
+        frames[index, round(y) : round(y) + side, round(x) : round(x) + side] = spec["distractor_rgb"]
+    return frames
+
+
+# --- generation ---------------------------------------------------------------------------------------------
+@dataclass
+class _Catalogue:
+    items: pd.DataFrame
+    truth: pd.DataFrame
+    specs: list[dict[str, Any]]
+    tree: ClusterTree
+
+
+def _title(kind: str, words: list[str], rng: np.random.Generator) -> str:
+    """A vague title, or an informative template filled with the four (possibly decoy) topic words."""
+    if kind == "vague":
+        return str(rng.choice(VAGUE_TITLES))
+    template = str(rng.choice(INFORMATIVE_TITLE_TEMPLATES))
+    return template.format(w1=words[0], w2=words[1], w3=words[2], w4=words[3])
+
+
+def _visual_spec(
+    item_id: str,
+    path: tuple[int, ...],
+    targets: list[int],
+    richness: float,
+    config: WorldConfig,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(spec for :func:`render_frames`, ground-truth visual columns) of an item at index ``path``."""
+    i1, i2, i3, i4 = path
+    top_name, top_rgb = TOP_COLOURS[i1]
+    bottom_name, bottom_rgb = BOTTOM_COLOURS[i2]
+    block_name, block_rgb = SIGNATURE_COLOURS[i3]
+    top_rgb, bottom_rgb, block_rgb = (_jitter(colour, rng) for colour in (top_rgb, bottom_rgb, block_rgb))
+    layout = LAYOUTS[i4]
+    strength = 0.6 + 0.4 * richness
+    window = max(2, round(config.num_frames * (0.2 + 0.4 * richness)))
+    slots = rng.permutation(2)
+    accents = []
+    for slot, target in zip(slots, targets, strict=False):
+        start = int(rng.integers(0, config.num_frames - window + 1))
+        rgb = _blend(SIGNATURE_COLOURS[target][1], top_rgb, strength)
+        accents.append({"slot": int(slot), "start": start, "end": start + window, "rgb": rgb})
+    accent_names = [SIGNATURE_COLOURS[target][0] for target in targets]
+    caption = f"{top_name} top, {bottom_name} bottom, {block_name} block {layout}, " + " and ".join(
+        f"{name} accent" for name in accent_names
+    )
+    spec = {
+        "item_id": item_id,
+        "top_rgb": top_rgb,
+        "bottom_rgb": bottom_rgb,
+        "block_rgb": block_rgb,
+        "layout": layout,
+        "accents": accents,
+        "distractor_rgb": [int(value) for value in rng.integers(0, 256, 3)],
+        "distractor_start": rng.uniform(0, 1, 2).tolist(),
+        "distractor_end": rng.uniform(0, 1, 2).tolist(),
+    }
+    truth = {
+        "top_colour": top_name,
+        "bottom_colour": bottom_name,
+        "block_colour": block_name,
+        "layout": layout,
+        "accent_colours": accent_names,
+        "accent_frames": [[accent["start"], accent["end"]] for accent in accents],
+        "visual_caption": caption,
+    }
+    return spec, truth
+
+
+def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue:
+    _, _, b3, b4 = config.branching
+    nodes, paths = build_taxonomy(config.branching, rng)
+    words = {node.node_id: node.description for node in nodes}
+    leaves = [node.node_id for node in nodes if node.level == WORLD_LEVELS]
+    width = len(str(config.num_items - 1))
+    item_ids = [f"v{index:0{width}d}" for index in range(config.num_items)]
+    leaf_of_item = [leaves[index] for index in rng.permutation(np.arange(config.num_items) % len(leaves))]
+    ranks = rng.permutation(config.num_items) + 1
+    impressions = np.maximum(1, np.round(config.max_impressions / ranks**config.zipf_exponent)).astype(np.int64)
+    created_at = [
+        WORLD_EPOCH + dt.timedelta(seconds=float(offset))
+        for offset in rng.uniform(0, config.days * 86400, config.num_items)
+    ]
+    kinds = rng.choice(
+        ["informative", "vague", "misleading"],
+        size=config.num_items,
+        p=[
+            1 - config.vague_title_fraction - config.misleading_title_fraction,
+            config.vague_title_fraction,
+            config.misleading_title_fraction,
+        ],
+    )
+    richness = np.round(rng.uniform(0, 1, config.num_items), 3)
+    items, truth, specs = [], [], []
+    for index, (item_id, leaf) in enumerate(zip(item_ids, leaf_of_item, strict=True)):
+        path_ids = [path_node_id(paths[leaf][: depth + 1]) for depth in range(WORLD_LEVELS)]
+        sibling_indices = [other for other in range(b3) if other != paths[leaf][2]]
+        chosen = rng.choice(sibling_indices, size=min(2, len(sibling_indices)), replace=False)
+        has_secondary = len(chosen) > 1 and rng.random() < config.secondary_affinity_fraction
+        targets = [int(chosen[0])] + ([int(chosen[1])] if has_secondary else [])
+        good_clusters = [f"{path_ids[1]}.{target:02d}" for target in targets]
+        title_words = [words[node_id] for node_id in path_ids]
+        if kinds[index] == "misleading":
+            decoy = f"{path_ids[1]}.{int(rng.choice(sibling_indices)):02d}"
+            title_words[2:] = [words[decoy], words[f"{decoy}.{int(rng.integers(b4)):02d}"]]
+        title = _title(str(kinds[index]), title_words, rng)
+        spec, truth_visual = _visual_spec(item_id, paths[leaf], targets, float(richness[index]), config, rng)
+        specs.append(spec)
+        items.append(
+            {
+                "item_id": item_id,
+                "title": title,
+                "description": None,
+                "video_path": f"videos/{item_id}.mp4" if config.with_video else None,
+                "thumbnail_path": f"thumbnails/{item_id}.jpg" if config.with_video else None,
+                "impressions": int(impressions[index]),
+                "created_at": created_at[index],
+                "taxonomy": [words[node_id] for node_id in path_ids] if config.include_taxonomy else None,
+            }
+        )
+        truth.append(
+            {
+                "item_id": item_id,
+                **{level_column(level + 1): path_ids[level] for level in range(WORLD_LEVELS)},
+                "title_kind": str(kinds[index]),
+                "visual_richness": float(richness[index]),
+                "affine_cluster": good_clusters[0],
+                "secondary_cluster": good_clusters[1] if len(good_clusters) > 1 else None,
+                "good_clusters": good_clusters,
+                **truth_visual,
+            }
+        )
+    tree = ClusterTree(nodes, dict(zip(item_ids, leaf_of_item, strict=True)), WORLD_LEVELS)
+    return _Catalogue(pd.DataFrame(items), pd.DataFrame(truth), specs, tree)
+
+
+class WorldOracle:
+    """Ground-truth satisfaction of the world: relation of two items and the expected satisfaction."""
+
+    def __init__(self, ground_truth: pd.DataFrame, model: SatisfactionModel | None = None) -> None:
+        self.model = model or SatisfactionModel()
+        records = ground_truth.set_index("item_id")
+        self._level2 = records[level_column(2)].to_dict()
+        self._level3 = records[level_column(AFFINITY_LEVEL)].to_dict()
+        self._affine = records["affine_cluster"].to_dict()
+        self._secondary = records["secondary_cluster"].to_dict()
+        self._richness = records["visual_richness"].to_dict()
+
+    def relation(self, context_item_id: str, next_item_id: str) -> str:
+        """One of RELATIONS, judged with the true taxonomy at level 3, δ = 1."""
+        target = self._level3[next_item_id]
+        if target == self._level3[context_item_id]:
+            return "same"
+        if self._level2[next_item_id] != self._level2[context_item_id]:
+            return "random"
+        if target == self._affine[context_item_id]:
+            return "affine"
+        return "secondary" if target == self._secondary[context_item_id] else "serendipitous"
+
+    def expected_satisfaction(self, context_item_id: str, next_item_id: str, interested: bool = False) -> float:
+        """Mean satisfaction (before noise) of watching ``next_item_id`` after ``context_item_id``."""
+        relation = self.relation(context_item_id, next_item_id)
+        return self.model.mean(relation, self._richness[context_item_id], interested)
+
+    def good_clusters(self, item_id: str) -> list[str]:
+        """True level-3 clusters that are the best serendipitous moves after ``item_id``."""
+        secondary = self._secondary[item_id]
+        return [self._affine[item_id]] + ([secondary] if secondary else [])
+
+
+def _make_users(config: WorldConfig, tree: ClusterTree, rng: np.random.Generator) -> pd.DataFrame:
+    level2_nodes = tree.nodes_at(2)
+    width = len(str(config.num_users - 1))
+    rows = []
+    for index in range(config.num_users):
+        count = int(rng.integers(1, min(3, len(level2_nodes)) + 1))
+        interests = sorted(rng.choice(level2_nodes, size=count, replace=False).tolist())
+        rows.append(
+            {
+                "user_id": f"u{index:0{width}d}",
+                "interests": interests,
+                "interest_weights": np.round(rng.dirichlet(np.ones(count)), 4).tolist(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+class _ClusterSampler:
+    """Popularity-weighted item draws within a level-3 cluster, or over the whole catalogue."""
+
+    def __init__(self, items: pd.DataFrame, tree: ClusterTree) -> None:
+        self.item_ids = items["item_id"].to_numpy()
+        weights = items.set_index("item_id")["impressions"].astype(float)
+        self.members: dict[str, np.ndarray] = {}
+        self.cumulative: dict[str, np.ndarray] = {}
+        for node_id in tree.nodes_at(AFFINITY_LEVEL):
+            members = np.array(tree.items_in(node_id))
+            self.members[node_id] = members
+            self.cumulative[node_id] = np.cumsum(weights.loc[members].to_numpy())
+        self.all_cumulative = np.cumsum(weights.loc[self.item_ids].to_numpy())
+
+    def draw(self, node_id: str | None, uniform: float, avoid: str | None = None) -> str:
+        """An item of ``node_id`` (None: any item) chosen with probability proportional to impressions.
+
+        ``avoid`` (the current item) is replaced by its next neighbour in the cluster, so a session never
+        repeats an item back to back unless the cluster has a single item.
+        """
+        cumulative = self.all_cumulative if node_id is None else self.cumulative[node_id]
+        members = self.item_ids if node_id is None else self.members[node_id]
+        position = min(int(np.searchsorted(cumulative, uniform * cumulative[-1], side="right")), len(members) - 1)
+        if members[position] == avoid:
+            position = (position + 1) % len(members)
+        return str(members[position])
+
+
+def _make_interactions(
+    config: WorldConfig, catalogue: _Catalogue, users: pd.DataFrame, rng: np.random.Generator, progress: bool
+) -> pd.DataFrame:
+    tree = catalogue.tree
+    oracle = WorldOracle(catalogue.truth, config.satisfaction)
+    sampler = _ClusterSampler(catalogue.items, tree)
+    siblings = {node_id: tree.siblings(node_id) for node_id in tree.nodes_at(AFFINITY_LEVEL)}
+    level2_of = {node_id: tree.ancestor(node_id, 2) for node_id in tree.nodes_at(AFFINITY_LEVEL)}
+    children = {node_id: tree.children(node_id) for node_id in tree.nodes_at(2)}
+    same_p, serendipitous_p, _ = config.transition_probs
+    names = ("user_id", "item_id", "ts", "satisfaction", "context_item_id", "session_id")
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    session_count = 0
+    for user in tqdm(
+        users.itertuples(index=False), total=len(users), desc="sessions", unit="user", disable=not progress
+    ):
+        interests = set(user.interests)
+        for _ in range(1 + int(rng.poisson(config.sessions_per_user - 1))):
+            session_id = f"s{session_count:07d}"
+            session_count += 1
+            start = WORLD_EPOCH + dt.timedelta(seconds=float(rng.uniform(0, config.days * 86400)))
+            length = 2 + int(rng.poisson(config.session_length - 2))
+            gaps = np.cumsum(rng.uniform(5, 60, length))
+            interest = str(rng.choice(user.interests, p=np.array(user.interest_weights) / sum(user.interest_weights)))
+            cluster = str(rng.choice(children[interest]))
+            current = sampler.draw(cluster, rng.random())
+            previous: str | None = None
+            for step in range(length):
+                if step > 0:
+                    move = rng.random()
+                    if move < same_p:
+                        target: str | None = cluster
+                    elif move < same_p + serendipitous_p:
+                        target = str(rng.choice(siblings[cluster]))
+                    else:
+                        target = None
+                    previous, current = current, sampler.draw(target, rng.random(), avoid=current)
+                    cluster = str(tree.node_of(current, AFFINITY_LEVEL))
+                interested = level2_of[cluster] in interests
+                if previous is None:
+                    mean = config.satisfaction.same_cluster + (config.satisfaction.interest_bonus if interested else 0)
+                else:
+                    mean = oracle.expected_satisfaction(previous, current, interested)
+                satisfaction = float(np.clip(mean + rng.normal(0, config.satisfaction.noise_sd), 0, 1))
+                columns["user_id"].append(user.user_id)
+                columns["item_id"].append(current)
+                columns["ts"].append(start + dt.timedelta(seconds=float(gaps[step])))
+                columns["satisfaction"].append(round(satisfaction, 4))
+                columns["context_item_id"].append(previous)
+                columns["session_id"].append(session_id)
+    frame = pd.DataFrame(columns)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame.sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
+
+
+def _write_item_media(task: tuple[dict[str, Any], str, int, int, int]) -> dict[str, Any]:
+    spec, directory, size, num_frames, fps = task
+    item_id = spec["item_id"]
+    video_path = os.path.join(directory, "videos", f"{item_id}.mp4")
+    thumbnail_path = os.path.join(directory, "thumbnails", f"{item_id}.jpg")
+    frames = render_frames(spec, size, num_frames)
+    encode_video(frames, video_path, fps)
+    thumbnail_frame = select_thumbnail_index(frames)
+    save_jpeg(frames[thumbnail_frame], thumbnail_path)
+    return {
+        "item_id": item_id,
+        "video_sha256": file_sha256(video_path),
+        "video_bytes": os.path.getsize(video_path),
+        "frame_count": num_frames,
+        "fps": fps,
+        "width": size,
+        "height": size,
+        "thumbnail_frame": thumbnail_frame,
+        "thumbnail_sha256": file_sha256(thumbnail_path),
+    }
+
+
+def _write_media(config: WorldConfig, specs: list[dict[str, Any]], directory: Path, progress: bool) -> pd.DataFrame:
+    (directory / "videos").mkdir()
+    (directory / "thumbnails").mkdir()
+    tasks = [(spec, str(directory), config.frame_size, config.num_frames, config.fps) for spec in specs]
+    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, "encoding videos", progress))
+
+
+def generate_world(
+    config: WorldConfig,
+    artifacts_root: str | os.PathLike[str],
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Generate a world and publish it as ``<artifacts_root>/world/<version>``; returns that directory."""
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    catalogue = _make_catalogue(config, rng)
+    users = _make_users(config, catalogue.tree, rng)
+    interactions = _make_interactions(config, catalogue, users, rng, progress)
+    with ArtifactWriter(Path(artifacts_root), WORLD_KIND, config.to_dict()) as writer:
+        directory = writer.dir
+        if config.with_video:
+            media = _write_media(config, catalogue.specs, directory, progress)
+            media.to_parquet(directory / "media.parquet", index=False)
+            truth = catalogue.truth.merge(media[["item_id", "thumbnail_frame"]], on="item_id")
+        else:
+            truth = catalogue.truth.assign(thumbnail_frame=None)
+        catalogue.items.to_parquet(directory / "items.parquet", index=False)
+        interactions.to_parquet(directory / "interactions.parquet", index=False)
+        users.to_parquet(directory / "users.parquet", index=False)
+        truth.to_parquet(directory / "ground_truth.parquet", index=False)
+        catalogue.tree.save(directory / "true_tree")
+        relation_counts = _relation_counts(interactions, WorldOracle(catalogue.truth, config.satisfaction))
+        writer.counts.update(
+            {
+                "items": len(catalogue.items),
+                "users": len(users),
+                "interactions": len(interactions),
+                "sessions": int(interactions["session_id"].nunique()),
+                "nodes_per_level": {level: len(catalogue.tree.nodes_at(level)) for level in range(1, WORLD_LEVELS + 1)},
+                "title_kinds": catalogue.truth["title_kind"].value_counts().to_dict(),
+                "transitions": relation_counts,
+                "videos": len(catalogue.items) if config.with_video else 0,
+            }
+        )
+    log(f"world written to {writer.final_dir}")
+    return writer.final_dir
+
+
+def _relation_counts(interactions: pd.DataFrame, oracle: WorldOracle) -> dict[str, dict[str, float]]:
+    pairs = interactions.dropna(subset=["context_item_id"])
+    relations = [
+        oracle.relation(context, item) for context, item in zip(pairs["context_item_id"], pairs["item_id"], strict=True)
+    ]
+    grouped = pairs.assign(relation=relations).groupby("relation")["satisfaction"]
+    return {
+        relation: {"count": int(count), "mean_satisfaction": round(float(mean), 4)}
+        for relation, count, mean in zip(grouped.size().index, grouped.size(), grouped.mean(), strict=True)
+    }
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+@dataclass
+class World:
+    """A loaded world artifact: validated items/interactions plus the generator's ground truth."""
+
+    dir: Path
+    manifest: dict[str, Any]
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    users: pd.DataFrame
+    ground_truth: pd.DataFrame
+    true_tree: ClusterTree
+    items_report: BadRowReport
+    interactions_report: BadRowReport
+
+    @property
+    def oracle(self) -> WorldOracle:
+        """Ground-truth satisfaction model of this world."""
+        return WorldOracle(self.ground_truth, SatisfactionModel(**self.manifest["parameters"]["satisfaction"]))
+
+    @property
+    def captions(self) -> dict[str, str]:
+        """item_id -> what its video shows, in words (the chain-of-thought text)."""
+        return dict(zip(self.ground_truth["item_id"], self.ground_truth["visual_caption"], strict=True))
+
+
+def load_world(path: str | os.PathLike[str] = "artifacts/world") -> World:
+    """Load a world artifact (a version dir, or a kind dir whose LATEST is used)."""
+    directory = resolve_artifact(path, WORLD_KIND)
+    dataset = load_dataset(directory / "items.parquet", directory / "interactions.parquet")
+    return World(
+        dir=directory,
+        manifest=read_manifest(directory),
+        items=dataset.items,
+        interactions=dataset.interactions,
+        users=pd.read_parquet(directory / "users.parquet"),
+        ground_truth=pd.read_parquet(directory / "ground_truth.parquet"),
+        true_tree=ClusterTree.load(directory / "true_tree"),
+        items_report=dataset.items_report,
+        interactions_report=dataset.interactions_report,
+    )

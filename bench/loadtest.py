@@ -33,8 +33,10 @@ from bench.load.stack import LocalStack, has_artifact, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.sweep import best_under_slo, doubling, find_saturation, run_sweep
 from bench.load.targets import TARGET_HELP, Endpoints, target_call
-from serendip.artifacts.plans import PlanTable
+from serendip.artifacts.model_repository import REPOSITORY_KIND
+from serendip.artifacts.plans import PLANS_KIND, PlanTable
 from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.world import WORLD_KIND
 
 MODES = ("closed", "sweep", "open", "saturate")
 PLANNER_TARGETS = ("plan", "recommend")
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def system_under_test(args: argparse.Namespace, scratch: Path) -> Iterator[tuple[Endpoints, set[str] | None]]:
     """Endpoints to load and the cached context items (None when unknown); starts a LocalStack if none given."""
     if args.planner or args.retriever or args.triton:
-        cached = set(PlanTable.load(args.artifacts).plans) if has_artifact(args.artifacts, "plans") else None
+        cached = set(PlanTable.load(args.artifacts).plans) if has_artifact(args.artifacts, PLANS_KIND) else None
         yield Endpoints(planner=args.planner, retriever=args.retriever, triton=args.triton), cached
         return
     plans_root, cached = prepare_plan_table(args.artifacts, scratch / "plan-root")
@@ -98,8 +100,8 @@ async def measure(
 ) -> tuple[list[StepResult], dict[str, object]]:
     """Run the chosen mode against one target; returns its steps and mode-specific figures."""
     timing = {"warmup_s": args.warmup_s, "deadline_s": args.deadline_ms / 1000.0, "target": target}
-    repository = resolve_artifact(args.artifacts, "model_repository") if mix is not None else None
-    world = resolve_artifact(args.artifacts, "world") if mix is not None else None
+    repository = resolve_artifact(args.artifacts, REPOSITORY_KIND) if mix is not None else None
+    world = resolve_artifact(args.artifacts, WORLD_KIND) if mix is not None else None
     async with target_call(target, endpoints, mix, repository=repository, world=world) as call:
         if args.mode in ("closed", "sweep"):
             levels = [args.concurrency] if args.mode == "closed" else args.concurrency_levels

@@ -191,7 +191,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench-ray-jobs-", dir=scratch_dir) as scratch_name:
         scratch = Path(scratch_name)
         world_dir, mllm_dir = _build_chain(scratch / "chain", max(items, plan_items))
-        from serendip.offline.world import load_world
+        from serendip.artifacts.world import load_world
 
         catalogue = load_world(world_dir).items.sort_values("item_id", ignore_index=True)
         settings = settings_for_model(mllm_dir)

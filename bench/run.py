@@ -44,10 +44,12 @@ from bench.load.pipeline import build_small_artifacts, missing_kinds
 from bench.load.stack import LocalStack, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.targets import Endpoints, model_config, target_call
+from serendip.artifacts.model_repository import REPOSITORY_KIND
+from serendip.artifacts.sasrec import ItemVocabulary, SASRecArtifact, SASRecConfig
 from serendip.artifacts.store import resolve_artifact
-from serendip.models.sasrec.export import SASRecArtifact, write_sasrec_files
-from serendip.models.sasrec.model import SASRec, SASRecConfig
-from serendip.models.sasrec.sequences import ItemVocabulary
+from serendip.artifacts.world import WORLD_KIND
+from serendip.models.sasrec.export import write_sasrec_files
+from serendip.models.sasrec.model import SASRec
 from triton_models.echo import write_echo_model
 from triton_models.launcher import TritonServer, free_port
 from triton_models.seqrec import write_seqrec_model
@@ -115,8 +117,8 @@ class Bench:
     """
 
     def __init__(self, artifacts: Path, duration_s: float) -> None:
-        self.repository = resolve_artifact(artifacts, "model_repository")
-        self.world = resolve_artifact(artifacts, "world")
+        self.repository = resolve_artifact(artifacts, REPOSITORY_KIND)
+        self.world = resolve_artifact(artifacts, WORLD_KIND)
         self.duration_s = duration_s
         self.steps: dict[str, dict[str, object]] = {}
         self.round_qps: dict[str, list[float]] = {}

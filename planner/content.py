@@ -11,6 +11,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.world import WORLD_KIND
 from serendip.core.errors import DataError
 from serendip.core.frames import load_image, sample_frames
 from serendip.core.schema import load_items
@@ -71,7 +72,7 @@ class ItemStore:
     def load(cls, path: Path) -> ItemStore:
         """``items.parquet`` itself, or a world artifact holding one (validated; bad rows are skipped)."""
         path = Path(path)
-        items_path = path if path.suffix == ".parquet" else resolve_artifact(path, "world") / "items.parquet"
+        items_path = path if path.suffix == ".parquet" else resolve_artifact(path, WORLD_KIND) / "items.parquet"
         items, _report = load_items(items_path)
         return cls(items)
 

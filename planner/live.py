@@ -10,10 +10,9 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from planner.content import ContextContent
+from serendip.artifacts.model_repository import MLLM_MODEL
 from serendip.service.errors import DeadlineExceededError, UnavailableError
 from triton_models.client import triton_aio_client
-
-MLLM_MODEL = "mllm"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 from planner.content import ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import MllmClient
+from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planner
-from serendip.artifacts.plans import PLANS_KIND, PlanTableWatcher
-from serendip.offline.curation import load_curation
+from serendip.artifacts.curation import load_curation
+from serendip.artifacts.plans import PLANS_KIND
 
 
 def load_planner(

@@ -20,7 +20,7 @@ from planner.admission import LiveAdmission
 from planner.content import ContextContent, ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import LivePlan, MllmClient
-from serendip.artifacts.plans import PlanTableWatcher
+from planner.plan_watcher import PlanTableWatcher
 from serendip.core.cluster_tree import ClusterTree
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import DeadlineExceededError, NotFoundError, UnavailableError

@@ -23,6 +23,7 @@ from ray_jobs.cli import add_ray_arguments, configure_logging, pool_size
 from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
 from ray_jobs.ray_runtime import cluster_resource, ray_session
 from serendip.artifacts.frames import FRAMES_KIND
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLANS_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
 from serendip.core.errors import ArtifactError, DataError
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> PlansResult:
     args = parse_args(argv)
     configure_logging(args.quiet)
     store_dir = resolve_artifact(args.frame_store or args.artifacts / FRAMES_KIND, FRAMES_KIND)
-    model = PlanningModel.load(args.mllm or args.artifacts / "mllm", args.curation)
+    model = PlanningModel.load(args.mllm or args.artifacts / MLLM_KIND, args.curation)
     previous = None
     if not args.full:
         try:

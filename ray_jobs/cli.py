@@ -1,41 +1,9 @@
-"""Command-line pieces shared by the batch jobs: catalogue input, Ray connection and pool size, logging."""
+"""Command-line pieces shared by the Ray jobs: Ray connection and pool size, logging."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
-from typing import Any
-
-import pandas as pd
-
-from serendip.artifacts.store import file_sha256, input_record
-from serendip.core.schema import load_items
-from serendip.offline.world import load_world
-
-
-def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
-    """--world / --items / --media-root."""
-    source = parser.add_argument_group("catalogue (one of)")
-    source.add_argument("--world", type=Path, help="world artifact: version or kind dir (default: <artifacts>/world)")
-    source.add_argument("--items", type=Path, help="your items.parquet (see docs/data.md for the schema)")
-    source.add_argument("--media-root", type=Path, help="base of relative video/thumbnail paths (default: items' dir)")
-
-
-def load_catalogue(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validated items of --world or --items, and the manifest input record naming them."""
-    if args.world is not None and args.items is not None:
-        raise SystemExit("give --world or --items, not both")
-    if args.items is not None:
-        items, report = load_items(args.items, args.media_root)
-        inputs = {"items": {"path": str(args.items), "sha256": file_sha256(args.items)}}
-    else:
-        world = load_world(args.world or args.artifacts / "world")
-        items, report = world.items, world.items_report
-        inputs = {"world": input_record(world.dir)}
-    if report.rows_dropped:
-        logging.getLogger(__name__).warning(report.summary())
-    return items, inputs
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, worker_noun: str) -> None:

@@ -18,13 +18,15 @@ import json
 import sys
 from pathlib import Path
 
-from ray_jobs.cli import add_catalogue_arguments, add_ray_arguments, configure_logging, load_catalogue, pool_size
+from ray_jobs.cli import add_ray_arguments, configure_logging, pool_size
 from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from ray_jobs.ray_runtime import ray_session
+from serendip.artifacts.catalogue import add_catalogue_arguments, load_catalogue
+from serendip.artifacts.corpus import CORPUS_KIND, load_corpus_ids
 from serendip.artifacts.frames import FRAMES_KIND, DecodeSettings
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
 from serendip.core.errors import ArtifactError, DataError
-from serendip.offline.corpus import CORPUS_KIND, load_corpus_ids
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,9 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def decode_settings(args: argparse.Namespace) -> DecodeSettings:
     """The MLLM's settings (when an MLLM artifact is there), overridden by explicit flags."""
-    mllm = args.mllm or args.artifacts / "mllm"
+    mllm = args.mllm or args.artifacts / MLLM_KIND
     try:
-        base = settings_for_model(resolve_artifact(mllm, "mllm"))
+        base = settings_for_model(resolve_artifact(mllm, MLLM_KIND))
     except ArtifactError:
         if args.mllm is not None:
             raise

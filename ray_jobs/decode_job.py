@@ -43,11 +43,11 @@ from serendip.artifacts.frames import (
     frames_table,
     read_store_index,
 )
+from serendip.artifacts.mllm import VISION_FILE
 from serendip.artifacts.store import ArtifactWriter, input_record, read_manifest
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_SHARD_SIZE = 64
-VISION_FILE = "vision.json"
 
 
 @dataclass(frozen=True)

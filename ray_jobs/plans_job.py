@@ -27,12 +27,13 @@ import pyarrow.parquet as pq
 
 from ray_jobs.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
 from ray_jobs.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
+from serendip.artifacts.curation import CURATION_KIND, load_curation
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, publish_plan_table
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.errors import ArtifactError, ConfigError
-from serendip.offline.curation import CURATION_KIND, load_curation
 
 LOGGER = logging.getLogger(__name__)
 PROCESSED_FILE = "processed.parquet"
@@ -75,7 +76,7 @@ class PlanningModel:
         """Load an MLLM artifact (version, kind dir or artifacts root) and the curation its manifest names."""
         from serendip.models.mllm.planner_spec import PlannerSpec
 
-        directory = resolve_artifact(mllm_path, "mllm")
+        directory = resolve_artifact(mllm_path, MLLM_KIND)
         manifest = read_manifest(directory)
         spec = PlannerSpec.load(directory)
         if curation_path is None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serendip.artifacts.sasrec import SASRecArtifact
 from serendip.core.cluster_tree import ClusterTree
-from serendip.models.sasrec.export import SASRecArtifact
 
 
 @dataclass(frozen=True)

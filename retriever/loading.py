@@ -7,9 +7,10 @@ from pathlib import Path
 from retriever.cluster_index import ClusterIndex
 from retriever.seqrec_client import SeqrecClient
 from retriever.service import RetrievalModel
+from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.tree import TREE_KIND
 from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
-from serendip.models.sasrec.export import SASRecArtifact
 
 
 def load_retrieval_model(
@@ -20,8 +21,8 @@ def load_retrieval_model(
     ``sasrec_path`` and ``tree_path`` may be version directories, kind directories (their LATEST is
     used) or the artifacts root.
     """
-    artifact = SASRecArtifact.load(resolve_artifact(sasrec_path, "sasrec"))
-    tree = ClusterTree.load(resolve_artifact(tree_path, "tree"))
+    artifact = SASRecArtifact.load(resolve_artifact(sasrec_path, SASREC_KIND))
+    tree = ClusterTree.load(resolve_artifact(tree_path, TREE_KIND))
     return RetrievalModel(
         vocabulary=artifact.vocabulary,
         index=ClusterIndex.build(artifact, tree, planning_level),

@@ -10,8 +10,7 @@ import numpy as np
 from retriever.cluster_index import ClusterIndex, ScoredItem
 from retriever.seqrec_client import SeqrecClient
 from retriever.validation import Mode, validate_retrieve_request
-from serendip.models.sasrec.model import left_pad
-from serendip.models.sasrec.sequences import ItemVocabulary
+from serendip.artifacts.sasrec import ItemVocabulary, left_pad
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import FailedPreconditionError, NotFoundError
 from serendip.service.server import ServiceBinding

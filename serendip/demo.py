@@ -28,6 +28,7 @@ import pandas as pd
 from ray_jobs import batch_plans, decode_frames
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.world import WORLD_KIND
 from serendip.core.errors import ArtifactError
 from serendip.jobs import build_tree, curate, make_world, popular_corpus, train_mllm, train_sasrec
 from serendip.serve import Stack
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     build_everything(args)
     print("==> serving on 127.0.0.1 (tritonserver, Retriever, Planner)", flush=True)
     stack = Stack(args.artifacts, "127.0.0.1", free_port(), free_port())
-    world_items = pd.read_parquet(resolve_artifact(args.artifacts, "world") / "items.parquet")
+    world_items = pd.read_parquet(resolve_artifact(args.artifacts, WORLD_KIND) / "items.parquet")
     with stack.triton:
         services = stack.services()
         runners = [BackgroundService(service) for service in services]

@@ -19,11 +19,15 @@ from planner.service import PlannerServicer, planner_binding
 from retriever.__main__ import DEFAULT_PORT as RETRIEVER_PORT
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.model_repository import REPOSITORY_KIND
+from serendip.artifacts.plans import PLANS_KIND
 from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.artifacts.tree import TREE_KIND
+from serendip.artifacts.world import WORLD_KIND
 from serendip.core.errors import ArtifactError
 from serendip.service.logs import configure_logging
 from serendip.service.server import DEFAULT_HOST, GrpcService, serve_until_signalled
-from triton_models.build_engines import REPOSITORY_KIND
 from triton_models.launcher import TritonServer
 
 
@@ -75,13 +79,13 @@ class Stack:
 
     def services(self) -> list[GrpcService]:
         """Both gRPC services, wired to Triton and to each other."""
-        curation = resolve_artifact(self.artifacts, "curation")
-        check_same_tree(curation, resolve_artifact(self.artifacts, "tree"))
+        curation = resolve_artifact(self.artifacts, CURATION_KIND)
+        check_same_tree(curation, resolve_artifact(self.artifacts, TREE_KIND))
         retrieval = load_retrieval_model(self.artifacts, self.artifacts, self.triton.grpc_url)
         planner = load_planner(
             curation,
-            self.artifacts if self._optional("plans") else None,
-            self._optional("world"),
+            self.artifacts if self._optional(PLANS_KIND) else None,
+            self._optional(WORLD_KIND),
             self.triton.grpc_url,
         )
         self.planner = planner

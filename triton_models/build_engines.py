@@ -20,14 +20,14 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.model_repository import LIBTORCH_CONFIG_FILE, REPOSITORY_KIND
+from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
-from serendip.models.sasrec.export import SASRecArtifact
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
 from triton_models.seqrec import seqrec_libtorch_config, write_seqrec_model
 from triton_models.trtllm_engine import NGC_IMAGE_HINT, TensorRTLLMUnavailableError, import_tensorrt_llm
-
-REPOSITORY_KIND = "model_repository"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_repository(args: argparse.Namespace) -> Path:
     """Write a new model_repository version and return its directory."""
-    mllm_dir = resolve_artifact(args.mllm or args.artifacts, "mllm")
-    sasrec_dir = resolve_artifact(args.sasrec or args.artifacts, "sasrec")
+    mllm_dir = resolve_artifact(args.mllm or args.artifacts, MLLM_KIND)
+    sasrec_dir = resolve_artifact(args.sasrec or args.artifacts, SASREC_KIND)
     engine, gpu = EngineKind(args.engine), args.device == "cuda"
     parameters = {
         "engine": engine.value,
@@ -80,7 +80,7 @@ def build_repository(args: argparse.Namespace) -> Path:
             max_queue_delay_us=args.mllm_queue_delay_us,
         )
         write_seqrec_model(writer.dir, sasrec, max_queue_delay_us=args.seqrec_queue_delay_us, gpu=gpu)
-        (writer.dir / "seqrec.libtorch.pbtxt").write_text(text_format.MessageToString(seqrec_libtorch_config(sasrec)))
+        (writer.dir / LIBTORCH_CONFIG_FILE).write_text(text_format.MessageToString(seqrec_libtorch_config(sasrec)))
         writer.counts["models"] = 2
     return writer.final_dir
 

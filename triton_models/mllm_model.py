@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
+from serendip.artifacts.mllm import VISION_FILE
+from serendip.artifacts.model_repository import MLLM_MODEL
 from serendip.models.mllm.grammar import DESCRIPTIONS_FILE, GRAMMAR_FILE
 from serendip.models.mllm.planner_spec import PLANNER_FILE, PlannerSpec
 from serendip.models.mllm.vision_inputs import VisionGeometry
@@ -15,9 +17,7 @@ from triton_models.engines import EngineKind
 from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
 
 MLLM_SOURCE = Path(__file__).parent / "python_models" / "mllm.py"
-MLLM_MODEL = "mllm"
 ARTIFACT_SUBDIR = "planner"
-VISION_FILE = "vision.json"
 ADAPTER_CONFIG = "adapter_config.json"
 
 MLLM_INPUTS = [

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from serendip.models.sasrec.export import USER_ENCODER, SASRecArtifact
+from serendip.artifacts.model_repository import SEQREC_MODEL
+from serendip.artifacts.sasrec import USER_ENCODER, SASRecArtifact
 from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
 
 SEQREC_SOURCE = Path(__file__).parent / "python_models" / "seqrec.py"
-SEQREC_MODEL = "seqrec"
 HISTORY_INPUT = "HISTORY"
 USER_OUTPUT = "USER_EMBEDDING"
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact, left_pad
 from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.artifacts.tree import TREE_KIND
+from serendip.artifacts.world import WORLD_KIND
 from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL, ClusterTree
-from serendip.models.sasrec.export import SASRecArtifact
-from serendip.models.sasrec.model import left_pad
 from serendip.v1 import common_pb2, planner_pb2, retriever_pb2
 
 MAX_HISTORY_EVENTS = 50
@@ -87,12 +89,12 @@ class RequestMix:
     @classmethod
     def from_artifacts(cls, root: Path, seed: int = 0) -> RequestMix:
         """Items and interactions of the ``world``, the ``tree``, the ``sasrec`` vocabulary, the curation's level/δ."""
-        world = resolve_artifact(root, "world")
+        world = resolve_artifact(root, WORLD_KIND)
         items = pd.read_parquet(world / "items.parquet", columns=["item_id", "impressions"])
         interactions = pd.read_parquet(world / "interactions.parquet")
-        tree = ClusterTree.load(resolve_artifact(root, "tree"))
-        sasrec = SASRecArtifact.load(resolve_artifact(root, "sasrec"))
-        parameters = read_manifest(resolve_artifact(root, "curation")).get("parameters", {})
+        tree = ClusterTree.load(resolve_artifact(root, TREE_KIND))
+        sasrec = SASRecArtifact.load(resolve_artifact(root, SASREC_KIND))
+        parameters = read_manifest(resolve_artifact(root, CURATION_KIND)).get("parameters", {})
         items = items[items["item_id"].map(tree.__contains__) & (items["impressions"] > 0)]
         vocabulary_index = {item_id: i + 1 for i, item_id in enumerate(sasrec.vocabulary.item_ids)}
         return cls(

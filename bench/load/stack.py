@@ -18,6 +18,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.load.targets import Endpoints
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.artifacts.plans import PLANS_KIND, PlanTable, plan_rows, publish_plan_table
 from serendip.artifacts.store import resolve_artifact
 from serendip.core.errors import ArtifactError
@@ -102,7 +104,7 @@ def prepare_plan_table(
         return artifacts, set(PlanTable.load(artifacts).plans)
     from planner.loading import load_planner
 
-    planner = load_planner(resolve_artifact(artifacts, "curation"))
+    planner = load_planner(resolve_artifact(artifacts, CURATION_KIND))
     cached = planner.tree.item_ids[::every]
     rows = []
     for item_id in cached:
@@ -119,7 +121,7 @@ class LocalStack:
         self.artifacts = Path(artifacts)
         self.work_dir = Path(work_dir)
         self.plans_root = plans_root
-        self.repository = resolve_artifact(self.artifacts, "model_repository")
+        self.repository = resolve_artifact(self.artifacts, REPOSITORY_KIND)
         self.triton = TritonServer(self.repository, host=HOST, log_path=self.work_dir / "tritonserver.log")
         self.retriever: ServiceProcess | None = None
         self.planner: ServiceProcess | None = None
@@ -145,7 +147,7 @@ class LocalStack:
                 "retriever", ["--sasrec", root, "--tree", root, *triton_url, *quiet], self.work_dir / "retriever.log"
             )
             self.retriever.start()
-            planner_args = ["--curation", str(resolve_artifact(self.artifacts, "curation")), "--items", root]
+            planner_args = ["--curation", str(resolve_artifact(self.artifacts, CURATION_KIND)), "--items", root]
             planner_args += ["--retriever", self.retriever.address, *triton_url, *quiet]
             if self.plans_root is not None:
                 planner_args += ["--plans", str(self.plans_root)]

@@ -1,14 +1,11 @@
 """The plan table: ranked serendipitous clusters per catalogue item, precomputed by batch inference.
 
 Published as a versioned ``plans`` artifact (``artifacts/plans/<version>/plans.parquet`` + manifest,
-``LATEST`` switched atomically). :class:`PlanTableWatcher` follows ``LATEST`` and swaps the loaded table
-in one reference assignment, so requests in flight keep the version they started with and none is dropped.
+``LATEST`` switched atomically); the Planner follows ``LATEST`` (``planner.plan_watcher``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from serendip.artifacts.store import LATEST_NAME, ArtifactWriter, read_manifest, resolve_artifact
+from serendip.artifacts.store import ArtifactWriter, read_manifest, resolve_artifact
 
-LOGGER = logging.getLogger(__name__)
 PLANS_KIND = "plans"
+SCHEMA_VERSION = 1
 PLANS_FILE = "plans.parquet"
 PLAN_COLUMNS = ["item_id", "rank", "cluster_id", "score", "reasoning"]
 
@@ -94,36 +91,3 @@ def publish_plan_table(
         writer.counts.update(counts or {})
         writer.counts.update({"items": int(frame["item_id"].nunique()), "rows": len(frame)})
     return writer.final_dir
-
-
-class PlanTableWatcher:
-    """Holds the current PlanTable and reloads it when the kind directory's LATEST changes."""
-
-    def __init__(self, kind_dir: Path, poll_s: float = 1.0) -> None:
-        self.kind_dir = Path(kind_dir)
-        self.poll_s = poll_s
-        self.table: PlanTable | None = None
-        self._seen_latest: str | None = None
-
-    def _latest(self) -> str | None:
-        latest = self.kind_dir / LATEST_NAME
-        return latest.read_text().strip() if latest.is_file() else None
-
-    def reload_if_changed(self) -> bool:
-        """Load the version LATEST names if it is new; True when the table was swapped."""
-        latest = self._latest()
-        if latest is None or latest == self._seen_latest:
-            return False
-        table = PlanTable.load(self.kind_dir / latest)
-        self.table, self._seen_latest = table, latest
-        LOGGER.info("plan table loaded", extra={"version": table.version, "items": len(table)})
-        return True
-
-    async def watch(self) -> None:
-        """Poll forever (cancel to stop); loading runs in a worker thread, off the event loop."""
-        while True:
-            try:
-                await asyncio.to_thread(self.reload_if_changed)
-            except Exception:  # a half-copied or corrupt version must not stop serving the current one
-                LOGGER.exception("plan table reload failed; keeping the current version")
-            await asyncio.sleep(self.poll_s)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from serendip.artifacts.world import World
 from serendip.core.cluster_tree import ClusterTree, level_column
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
-from serendip.offline.world import World
 
 
 @dataclass(frozen=True)

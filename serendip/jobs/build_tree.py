@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, read_manifest
+from serendip.artifacts.world import WORLD_KIND, load_world
 from serendip.core.cluster_tree import level_column
 from serendip.core.errors import DataError
 from serendip.core.schema import load_items
@@ -32,7 +33,6 @@ from serendip.offline.tree_builder import (
     parse_branching,
     tree_report,
 )
-from serendip.offline.world import load_world
 
 TREE_KIND = "tree"
 
@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.world is not None and args.items is not None:
         parser.error("give --world or --items, not both")
     if args.items is None and args.world is None:
-        args.world = args.artifacts / "world"
+        args.world = args.artifacts / WORLD_KIND
     return args
 
 

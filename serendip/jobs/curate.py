@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from serendip.artifacts.curation import CURATION_KIND, save_curation
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, resolve_artifact
+from serendip.artifacts.tree import TREE_KIND
+from serendip.artifacts.world import WORLD_KIND, load_world
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.errors import DataError
 from serendip.core.prompts import FRAME_COUNTS, VARIANTS
 from serendip.core.schema import load_dataset
-from serendip.offline.curation import CURATION_KIND, CurationConfig, config_to_dict, curate, save_curation
-from serendip.offline.world import load_world
+from serendip.offline.curation import CurationConfig, config_to_dict, curate
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -87,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.items is None) != (args.interactions is None):
         parser.error("--items and --interactions go together")
     if args.items is None and args.world is None:
-        args.world = args.artifacts / "world"
-    args.tree = args.tree or args.artifacts / "tree"
+        args.world = args.artifacts / WORLD_KIND
+    args.tree = args.tree or args.artifacts / TREE_KIND
     return args
 
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> Path:
         seed=args.seed,
         allow_uncovered=args.allow_uncovered,
     )
-    tree_dir = resolve_artifact(args.tree, "tree")
+    tree_dir = resolve_artifact(args.tree, TREE_KIND)
     tree = ClusterTree.load(tree_dir)
     inputs = {"tree": input_record(tree_dir)}
     truth_options = {}

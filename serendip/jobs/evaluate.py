@@ -34,7 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.sasrec import SASRecArtifact
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
+from serendip.artifacts.tree import TREE_KIND
+from serendip.artifacts.world import load_world
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.schema import load_items
 from serendip.evaluation import metrics
@@ -68,8 +72,6 @@ from serendip.evaluation.simulator import (
     sample_requests,
     simulate,
 )
-from serendip.models.sasrec.export import SASRecArtifact
-from serendip.offline.world import load_world
 from triton_models import build_engines
 
 DEFAULT_REPORTS_ROOT = Path("reports") / "eval"
@@ -220,7 +222,7 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
         protocol_check = _arm_slates([check], requests, args, planner_warning_counts)
     inputs = {kind: input_record(path) for kind, path in paths.items()}
     if args.text_only_mllm:
-        text_only = resolve_artifact(args.text_only_mllm, "mllm")
+        text_only = resolve_artifact(args.text_only_mllm, MLLM_KIND)
         inputs["text_only_mllm"] = input_record(text_only)
         scratch = Path(tempfile.mkdtemp(prefix="eval-text-only-"))
         try:
@@ -294,7 +296,7 @@ def replay_report(args: argparse.Namespace) -> dict[str, Any]:
     logs = EvaluationLogs.load(args.replay)
     items = load_items(args.items)[0] if args.items else None
     catalog = set(items["item_id"]) if items is not None else None
-    tree = ClusterTree.load(resolve_artifact(args.tree, "tree")) if args.tree else None
+    tree = ClusterTree.load(resolve_artifact(args.tree, TREE_KIND)) if args.tree else None
     if args.visual_labels:
         if items is None or "video_path" not in items:
             raise SystemExit("--visual-labels needs --items with a video_path column")

@@ -13,10 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from ray_jobs.cli import add_catalogue_arguments, load_catalogue
+from serendip.artifacts.catalogue import add_catalogue_arguments, load_catalogue
+from serendip.artifacts.corpus import CorpusSelection, publish_corpus
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT
 from serendip.core.errors import DataError
-from serendip.offline.corpus import DEFAULT_COVERAGE, CorpusSelection, publish_corpus, select_popular
+from serendip.offline.corpus import DEFAULT_COVERAGE, select_popular
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

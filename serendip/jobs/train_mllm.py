@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
 from serendip.models.mllm.grammar import DEFAULT_MAX_REASONING_CHARS
 from serendip.models.mllm.pipeline import ModelChoice, train_planner
@@ -32,9 +34,6 @@ from serendip.models.mllm.tiny_config import TinyModelSpec
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE
 from serendip.models.mllm.training import TrainingConfig
 from serendip.models.mllm.vision_inputs import DEFAULT_IMAGE_SIZE
-
-KIND = "mllm"
-CURATION_KIND = "curation"
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> Path:
         )
         with ArtifactWriter(
             args.artifacts,
-            KIND,
+            MLLM_KIND,
             parameters,
             inputs={"curation": input_record(curation_dir)},
             bulk_dirs=("checkpoints",),

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecConfig
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
+from serendip.artifacts.world import WORLD_KIND
 from serendip.core.schema import load_dataset
 from serendip.models.sasrec.export import write_sasrec_files
-from serendip.models.sasrec.model import SASRecConfig
 from serendip.models.sasrec.ranking_metrics import evaluate, popularity_scores
-from serendip.models.sasrec.sequences import ItemVocabulary, leave_last_out, positive_sequences
+from serendip.models.sasrec.sequences import leave_last_out, positive_sequences
 from serendip.models.sasrec.training import TrainingOptions, score_with, train_sasrec
-
-KIND = "sasrec"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument(
         "--data",
         type=Path,
-        default=DEFAULT_ARTIFACTS_ROOT / "world",
+        default=DEFAULT_ARTIFACTS_ROOT / WORLD_KIND,
         help="directory with items.parquet and interactions.parquet: a world artifact (version or kind dir, "
         "LATEST is followed) or your own export (default: %(default)s)",
     )
@@ -65,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _data_directory(path: Path) -> Path:
     if (path / "items.parquet").is_file():
         return path
-    return resolve_artifact(path, "world")
+    return resolve_artifact(path, WORLD_KIND)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> Path:
     metrics["recall@10_vs_popularity"] = metrics["sasrec"]["recall@10"] / max(metrics["popularity"]["recall@10"], 1e-12)
     parameters = {"min_satisfaction": args.min_satisfaction, "model": config.to_dict(), "training": vars(options)}
     inputs = {"data": input_record(data_dir)} if (data_dir / "manifest.json").is_file() else {"data": str(data_dir)}
-    with ArtifactWriter(args.artifacts, KIND, parameters, inputs=inputs) as writer:
+    with ArtifactWriter(args.artifacts, SASREC_KIND, parameters, inputs=inputs) as writer:
         write_sasrec_files(writer.dir, result.model, config, vocabulary, popularity)
         (writer.dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (writer.dir / "training_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in result.log))

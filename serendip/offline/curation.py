@@ -18,25 +18,21 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.artifacts.curation import Curation
 from serendip.core.cluster_tree import DEFAULT_DELTA, DEFAULT_PLANNING_LEVEL, ClusterTree, level_column
 from serendip.core.errors import ConfigError, CurationError, VideoDecodeError
-from serendip.core.frames import decode_frames, load_image, read_video, select_thumbnail_index, uniform_frame_indices
+from serendip.core.frames import load_image, read_video, select_thumbnail_index, uniform_frame_indices
 from serendip.core.prompts import FRAME_COUNTS, NO_FRAMES, THUMBNAIL, VARIANTS, VIDEO_VARIANTS, prompt_text, target_text
 
-CURATION_KIND = "curation"
 SESSION_GAP = pd.Timedelta(minutes=30)
 SPLITS = ("train", "heldout")
 
@@ -84,19 +80,6 @@ class CurationConfig:
             raise ConfigError(f"variants must be a non-empty subset of {VARIANTS}, got {self.variants}")
         if any(count < 1 for count in self.frame_counts):
             raise ConfigError(f"frame_counts must be positive, got {self.frame_counts}")
-
-
-@dataclass
-class Curation:
-    """Result of :func:`curate`: examples (one row per kept (context, cluster)), SFT rows, and the report."""
-
-    examples: pd.DataFrame
-    sft: pd.DataFrame
-    candidates: pd.DataFrame
-    cluster_coverage: pd.DataFrame
-    video_errors: pd.DataFrame
-    clusters: pd.DataFrame
-    report: dict[str, Any] = field(default_factory=dict)
 
 
 # --- 1-3: pairs ---------------------------------------------------------------------------------------------
@@ -437,71 +420,6 @@ def _report(
         "videos_unusable": {"count": int(len(errors)), "items": errors["item_id"].tolist()[:50]},
         "mean_kept_satisfaction": round(float(examples["satisfaction"].mean()), 4) if len(examples) else None,
     }
-
-
-# --- persistence --------------------------------------------------------------------------------------------
-CURATION_FILES = {
-    "examples": "examples.parquet",
-    "sft": "sft.parquet",
-    "candidates": "candidates.parquet",
-    "cluster_coverage": "cluster_coverage.parquet",
-    "video_errors": "video_errors.parquet",
-    "clusters": "clusters.parquet",
-}
-
-
-CURATION_TREE_DIR = "tree"
-
-
-def save_curation(curation: Curation, tree: ClusterTree, directory: str | os.PathLike[str]) -> None:
-    """Write every table of ``curation``, ``report.json`` and a copy of the tree (``tree/``) into ``directory``."""
-    target = Path(directory)
-    tree.save(target / CURATION_TREE_DIR)
-    for name, filename in CURATION_FILES.items():
-        getattr(curation, name).to_parquet(target / filename, index=False)
-    (target / "report.json").write_text(json.dumps(curation.report, indent=2, default=str) + "\n")
-
-
-@dataclass
-class CurationArtifact:
-    """A loaded curation artifact and the tree it was curated with."""
-
-    dir: Path
-    manifest: dict[str, Any]
-    curation: Curation
-    tree: ClusterTree
-
-    def sft_examples(self, split: str = "train", variant: str = "video_cot", frames: str = "4") -> pd.DataFrame:
-        """SFT rows of one split, prompt variant and frame mode ("none" for text_only, "1".."8", "thumbnail")."""
-        sft = self.curation.sft
-        chosen = sft[(sft["split"] == split) & (sft["variant"] == variant) & (sft["frames"] == frames)]
-        if chosen.empty:
-            raise ConfigError(f"no SFT rows for split={split!r} variant={variant!r} frames={frames!r}")
-        return chosen.reset_index(drop=True)
-
-    @property
-    def allowed_descriptions(self) -> list[str]:
-        """Every cluster description a planner may output (the controlled-generation vocabulary)."""
-        return self.curation.clusters["description"].tolist()
-
-
-def load_curation(path: str | os.PathLike[str] = "artifacts/curation") -> CurationArtifact:
-    """Load a curation artifact (version dir or kind dir) with the copy of the tree it was curated with."""
-    directory = resolve_artifact(path, CURATION_KIND)
-    manifest = read_manifest(directory)
-    tables = {name: pd.read_parquet(directory / filename) for name, filename in CURATION_FILES.items()}
-    report = json.loads((directory / "report.json").read_text())
-    tree = ClusterTree.load(directory / CURATION_TREE_DIR)
-    return CurationArtifact(directory, manifest, Curation(**tables, report=report), tree)
-
-
-def load_example_frames(row: Mapping[str, Any] | pd.Series) -> np.ndarray:
-    """Pixels of one SFT row: the thumbnail JPEG (frames == "thumbnail" and a JPEG exists) or decoded frames."""
-    if row["frames"] == NO_FRAMES:
-        raise ConfigError(f"SFT row {row['example_id']} ({row['variant']}) has no frames")
-    if row["frames"] == THUMBNAIL and row.get("image_path"):
-        return load_image(row["image_path"])[None]
-    return decode_frames(row["video_path"], list(row["frame_indices"]))
 
 
 def config_to_dict(config: CurationConfig) -> dict[str, Any]:

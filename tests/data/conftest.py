@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from serendip.artifacts.curation import Curation
+from serendip.artifacts.world import World, load_world
 from serendip.core.cluster_tree import ClusterTree
-from serendip.offline.curation import Curation, CurationConfig, curate
+from serendip.offline.curation import CurationConfig, curate
 from serendip.offline.tree_builder import TreeBuild, TreeBuildConfig, build_tree, majority_match
-from serendip.offline.world import World, generate_world, load_world
+from serendip.offline.world import generate_world
 from tests.data.worlds import TEST_BRANCHING, TEST_WORLD
 
 

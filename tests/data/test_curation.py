@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serendip.artifacts.curation import Curation, load_example_frames
+from serendip.artifacts.world import World
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.errors import CurationError
 from serendip.core.frames import read_video, uniform_frame_indices
 from serendip.core.prompts import ANSWER_MARKER, answer_description
-from serendip.offline.curation import Curation, CurationConfig, curate, load_example_frames, mine_pairs
-from serendip.offline.world import World
+from serendip.offline.curation import CurationConfig, curate, mine_pairs
 
 
 def _independent_ranking(world: World, tree: ClusterTree) -> dict[str, list[tuple[str, float, int]]]:

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from serendip.artifacts.world import World
 from serendip.core.errors import ConfigError, VideoDecodeError
 from serendip.core.frames import (
     decode_frames,
@@ -19,7 +20,6 @@ from serendip.core.frames import (
     select_thumbnail_index,
     uniform_frame_indices,
 )
-from serendip.offline.world import World
 
 
 def _pyav_frames(path: str | Path) -> list[np.ndarray]:

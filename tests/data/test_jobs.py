@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from serendip.artifacts.curation import load_curation
+from serendip.artifacts.world import load_world
 from serendip.jobs import build_tree, curate, make_world
-from serendip.offline.curation import load_curation
-from serendip.offline.world import load_world
 
 
 @pytest.mark.parametrize("job", [make_world, build_tree, curate])

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serendip.artifacts.world import World
 from serendip.core.cluster_tree import ClusterTree, level_column
 from serendip.core.errors import TreeError
 from serendip.offline.tree_builder import (
@@ -19,7 +20,6 @@ from serendip.offline.tree_builder import (
     import_taxonomy,
     tree_report,
 )
-from serendip.offline.world import World
 from tests.data.worlds import TEST_BRANCHING
 
 

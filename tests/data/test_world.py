@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.store import file_sha256, read_manifest, verify_artifact
+from serendip.artifacts.world import World, load_world
 from serendip.core.errors import ConfigError
 from serendip.core.frames import decode_frames
 from serendip.offline.vocabulary import BOTTOM_COLOURS, SIGNATURE_COLOURS, TOP_COLOURS
-from serendip.offline.world import World, WorldConfig, generate_world, load_world
+from serendip.offline.world import WorldConfig, generate_world
 from tests.data.worlds import TEST_WORLD
 
 BLOCK_REGIONS = {

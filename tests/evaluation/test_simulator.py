@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serendip.artifacts.world import World, load_world
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
 from serendip.evaluation.simulator import (
     EvaluationRequest,
@@ -20,7 +21,7 @@ from serendip.evaluation.simulator import (
     sample_requests,
     simulate,
 )
-from serendip.offline.world import World, WorldConfig, generate_world, load_world
+from serendip.offline.world import WorldConfig, generate_world
 
 ARMS = [ArmSpec("control", "control", "C"), ArmSpec("explore", "exploration", "E"), ArmSpec("mllm", "treatment", "M")]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from serendip.artifacts.curation import load_curation
 from serendip.artifacts.store import read_manifest
 from serendip.jobs import build_tree, curate, make_world, mllm_ablations, train_mllm
 from serendip.models.mllm.contexts import load_context
-from serendip.offline.curation import load_curation
 from triton_models.torch_engine import TorchPlannerEngine
 
 

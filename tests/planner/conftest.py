@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from serendip.artifacts.curation import load_curation
+from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.artifacts.store import resolve_artifact
 from serendip.jobs import build_tree, curate, make_world, train_mllm, train_sasrec
-from serendip.offline.curation import load_curation
 from triton_models import build_engines
 from triton_models.launcher import TritonServer
 
@@ -53,7 +54,7 @@ def pipeline_tree(pipeline: Pipeline):
 @pytest.fixture(scope="session")
 def stack_triton(pipeline: Pipeline) -> Iterator[TritonServer]:
     """Real tritonserver serving mllm + seqrec from the built repository."""
-    with TritonServer(resolve_artifact(pipeline.root, "model_repository")) as server:
+    with TritonServer(resolve_artifact(pipeline.root, REPOSITORY_KIND)) as server:
         yield server
 
 

@@ -14,8 +14,9 @@ from PIL import Image
 from planner.admission import LatencyEstimate, LiveAdmission
 from planner.content import content_from_request, decode_jpeg
 from planner.fallback import FallbackPolicy
+from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planned, demote_recent
-from serendip.artifacts.plans import PlanTable, PlanTableWatcher, plan_rows, publish_plan_table
+from serendip.artifacts.plans import PlanTable, plan_rows, publish_plan_table
 from serendip.service.errors import InvalidArgumentError
 from serendip.v1 import common_pb2
 from tests.retriever.chain_world import build_tree

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from serendip.artifacts.world import load_world
 from serendip.jobs import build_tree, curate, make_world, train_mllm
-from serendip.offline.world import load_world
 
 
 @dataclass(frozen=True)

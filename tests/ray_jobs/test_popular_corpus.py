@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from serendip.artifacts.corpus import load_corpus_ids
 from serendip.artifacts.store import read_manifest
 from serendip.core.errors import ConfigError
 from serendip.jobs import popular_corpus
-from serendip.offline.corpus import load_corpus_ids, select_popular
+from serendip.offline.corpus import select_popular
 from tests.ray_jobs.conftest import Chain
 
 HAND = pd.DataFrame({"item_id": ["a", "b", "c", "d", "e", "f"], "impressions": [5, 50, 10, 30, 5, 0]})

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from serendip.artifacts.sasrec import ItemVocabulary, SASRecArtifact, SASRecConfig
 from serendip.core.cluster_tree import ClusterTree
-from serendip.models.sasrec.export import SASRecArtifact, write_sasrec_files
-from serendip.models.sasrec.model import SASRecConfig
+from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.ranking_metrics import popularity_scores
-from serendip.models.sasrec.sequences import ItemVocabulary, leave_last_out, positive_sequences
+from serendip.models.sasrec.sequences import leave_last_out, positive_sequences
 from serendip.models.sasrec.training import TrainingOptions, train_sasrec
 from tests.retriever.chain_world import build_tree, chain_interactions
 from triton_models.launcher import TritonServer

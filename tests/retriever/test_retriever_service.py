@@ -14,8 +14,8 @@ import tritonclient.grpc as grpcclient
 from retriever.cluster_index import ClusterIndex
 from retriever.seqrec_client import SeqrecClient
 from retriever.service import RetrievalModel, RetrieverServicer, retriever_binding
+from serendip.artifacts.sasrec import left_pad
 from serendip.core.cluster_tree import ClusterTree
-from serendip.models.sasrec.model import left_pad
 from serendip.service.background import BackgroundService
 from serendip.service.server import GrpcService
 from serendip.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc

@@ -22,12 +22,11 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from serendip.artifacts.mllm import VISION_FILE
 from serendip.models.mllm.errors import ModelArtifactError
 from serendip.models.mllm.tiny_config import TinyModelSpec, tiny_qwen2vl_config
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE, special_token_ids, train_tokenizer
 from serendip.models.mllm.vision_inputs import DEFAULT_IMAGE_SIZE, VisionGeometry
-
-VISION_FILE = "vision.json"
 
 
 @dataclass

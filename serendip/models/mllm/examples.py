@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from serendip.artifacts.curation import CurationArtifact, load_example_frames
 from serendip.core.errors import DataError
 from serendip.models.mllm.errors import TrainingDataError
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting, frame_mode
-from serendip.offline.curation import CurationArtifact, load_example_frames
 
 
 @dataclass(frozen=True)

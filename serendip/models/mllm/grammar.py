@@ -27,11 +27,10 @@ from typing import Any
 import xgrammar
 from transformers import PreTrainedTokenizerBase
 
+from serendip.artifacts.mllm import DESCRIPTIONS_FILE, GRAMMAR_FILE
 from serendip.models.mllm.errors import GrammarError
 from serendip.models.mllm.prompts import ANSWER_LEAD, REASONING_END, PromptVariant
 
-GRAMMAR_FILE = "grammar.ebnf"
-DESCRIPTIONS_FILE = "descriptions.json"
 DESCRIPTIONS_FORMAT = "serendip.mllm.descriptions/v1"
 DEFAULT_MAX_REASONING_CHARS = 240
 COT_ANSWER_MARKER = REASONING_END + ANSWER_LEAD

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from serendip.artifacts.curation import CurationArtifact, load_curation
 from serendip.models.mllm.batching import PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, build_tiny_model, load_model
 from serendip.models.mllm.evaluation import (
@@ -38,7 +39,6 @@ from serendip.models.mllm.tiny_config import TinyModelSpec
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE
 from serendip.models.mllm.training import SftTrainer, TrainingConfig, TrainingSummary, prepare_examples, training_corpus
 from serendip.models.mllm.vision_inputs import DEFAULT_IMAGE_SIZE
-from serendip.offline.curation import CurationArtifact, load_curation
 
 EVALUATION_PROTOCOL = (
     "held-out context items of the curation split; recall/match rate from unconstrained greedy output, "

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serendip.artifacts.mllm import MODEL_DIR, PLANNER_FILE
 from serendip.models.mllm.errors import ModelArtifactError
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting
 
-PLANNER_FILE = "planner.json"
 PLANNER_FORMAT = "serendip.mllm.planner/v1"
-MODEL_DIR = "model"
 
 
 @dataclass(frozen=True)

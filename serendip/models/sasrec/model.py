@@ -8,28 +8,12 @@ shared between input and output (row 0 is padding).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class SASRecConfig:
-    """Model size; defaults follow RecBole's SASRec (2 layers, 2 heads, hidden 64, max length 50)."""
-
-    num_items: int
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 2
-    inner: int = 256
-    max_len: int = 50
-    dropout: float = 0.2
-
-    def to_dict(self) -> dict[str, float | int]:
-        """JSON-ready fields."""
-        return asdict(self)
+from serendip.artifacts.sasrec import SASRecConfig
 
 
 class CausalBlock(nn.Module):
@@ -100,9 +84,3 @@ class SASRec(nn.Module):
     def item_table(self) -> torch.Tensor:
         """Item embeddings [num_items + 1, D]; row 0 is padding."""
         return self.item_embedding.weight
-
-
-def left_pad(history: list[int], max_len: int) -> list[int]:
-    """The last ``max_len`` indices of ``history``, left-padded with 0."""
-    recent = history[-max_len:]
-    return [0] * (max_len - len(recent)) + recent

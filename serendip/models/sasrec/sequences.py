@@ -1,47 +1,15 @@
-"""User sequences for SASRec: item vocabulary, positive-feedback sequences, leave-last-out split, batches."""
+"""User sequences for SASRec: positive-feedback sequences, leave-last-out split, training batches."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from serendip.models.sasrec.model import left_pad
-
-
-class ItemVocabulary:
-    """Bijection catalogue item id <-> model index; index 0 is padding, items are 1..N."""
-
-    def __init__(self, item_ids: Sequence[str]) -> None:
-        self.item_ids = [str(item_id) for item_id in item_ids]
-        self._index = {item_id: position + 1 for position, item_id in enumerate(self.item_ids)}
-        if len(self._index) != len(self.item_ids):
-            raise ValueError("item ids must be unique")
-
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-    def index(self, item_id: str) -> int | None:
-        """Model index of ``item_id``, None when unknown."""
-        return self._index.get(item_id)
-
-    def item_id(self, index: int) -> str:
-        """Catalogue id of model index ``index`` (1..N)."""
-        return self.item_ids[index - 1]
-
-    def save(self, path: Path) -> None:
-        """Write as a JSON list (position i holds the id of index i + 1)."""
-        path.write_text(json.dumps(self.item_ids))
-
-    @classmethod
-    def load(cls, path: Path) -> ItemVocabulary:
-        """Read a vocabulary written by :meth:`save`."""
-        return cls(json.loads(Path(path).read_text()))
+from serendip.artifacts.sasrec import ItemVocabulary, left_pad
 
 
 def positive_sequences(

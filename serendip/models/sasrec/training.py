@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from serendip.models.sasrec.model import SASRec, SASRecConfig
+from serendip.artifacts.sasrec import SASRecConfig
+from serendip.models.sasrec.model import SASRec
 from serendip.models.sasrec.ranking_metrics import evaluate
 from serendip.models.sasrec.sequences import LeaveLastOutSplit, history_tensor, training_batches
 

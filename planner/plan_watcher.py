@@ -1,0 +1,48 @@
+"""Follow the plan table's ``LATEST`` and swap the loaded table in one reference assignment.
+
+Requests in flight keep the version they started with; none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from serendip.artifacts.plans import PlanTable
+from serendip.artifacts.store import LATEST_NAME
+
+LOGGER = logging.getLogger(__name__)
+
+
+class PlanTableWatcher:
+    """Holds the current PlanTable and reloads it when the kind directory's LATEST changes."""
+
+    def __init__(self, kind_dir: Path, poll_s: float = 1.0) -> None:
+        self.kind_dir = Path(kind_dir)
+        self.poll_s = poll_s
+        self.table: PlanTable | None = None
+        self._seen_latest: str | None = None
+
+    def _latest(self) -> str | None:
+        latest = self.kind_dir / LATEST_NAME
+        return latest.read_text().strip() if latest.is_file() else None
+
+    def reload_if_changed(self) -> bool:
+        """Load the version LATEST names if it is new; True when the table was swapped."""
+        latest = self._latest()
+        if latest is None or latest == self._seen_latest:
+            return False
+        table = PlanTable.load(self.kind_dir / latest)
+        self.table, self._seen_latest = table, latest
+        LOGGER.info("plan table loaded", extra={"version": table.version, "items": len(table)})
+        return True
+
+    async def watch(self) -> None:
+        """Poll forever (cancel to stop); loading runs in a worker thread, off the event loop."""
+        while True:
+            try:
+                await asyncio.to_thread(self.reload_if_changed)
+            except Exception:  # a half-copied or corrupt version must not stop serving the current one
+                LOGGER.exception("plan table reload failed; keeping the current version")
+            await asyncio.sleep(self.poll_s)

@@ -1,0 +1,135 @@
+"""The ``sasrec`` artifact: a trained SASRec for serving (written by ``serendip.jobs.train_sasrec``).
+
+Layout of a version directory (schema ``SCHEMA_VERSION``):
+
+- ``user_encoder.pt``  TorchScript (scripted, frozen): history [B, max_len] int64 -> user embedding [B, D]
+- ``item_embeddings.npy``  float32 [N + 1, D]; row 0 is padding
+- ``item_ids.json``  catalogue id of model index i at position i - 1
+- ``popularity.npy``  float64 [N + 1] training counts (cold-start ranking)
+- ``model_config.json``  SASRecConfig fields
+- ``metrics.json``, ``training_log.jsonl``, ``manifest.json``
+
+Nothing here needs torch: the Retriever reads the tables, Triton loads the TorchScript file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serendip.artifacts.store import resolve_artifact
+
+SASREC_KIND = "sasrec"
+SCHEMA_VERSION = 1
+USER_ENCODER = "user_encoder.pt"
+ITEM_EMBEDDINGS = "item_embeddings.npy"
+ITEM_IDS = "item_ids.json"
+POPULARITY = "popularity.npy"
+MODEL_CONFIG = "model_config.json"
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """Model size; defaults follow RecBole's SASRec (2 layers, 2 heads, hidden 64, max length 50)."""
+
+    num_items: int
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    inner: int = 256
+    max_len: int = 50
+    dropout: float = 0.2
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+class ItemVocabulary:
+    """Bijection catalogue item id <-> model index; index 0 is padding, items are 1..N."""
+
+    def __init__(self, item_ids: Sequence[str]) -> None:
+        self.item_ids = [str(item_id) for item_id in item_ids]
+        self._index = {item_id: position + 1 for position, item_id in enumerate(self.item_ids)}
+        if len(self._index) != len(self.item_ids):
+            raise ValueError("item ids must be unique")
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def index(self, item_id: str) -> int | None:
+        """Model index of ``item_id``, None when unknown."""
+        return self._index.get(item_id)
+
+    def item_id(self, index: int) -> str:
+        """Catalogue id of model index ``index`` (1..N)."""
+        return self.item_ids[index - 1]
+
+    def save(self, path: Path) -> None:
+        """Write as a JSON list (position i holds the id of index i + 1)."""
+        path.write_text(json.dumps(self.item_ids))
+
+    @classmethod
+    def load(cls, path: Path) -> ItemVocabulary:
+        """Read a vocabulary written by :meth:`save`."""
+        return cls(json.loads(Path(path).read_text()))
+
+
+def left_pad(history: list[int], max_len: int) -> list[int]:
+    """The last ``max_len`` indices of ``history``, left-padded with 0."""
+    recent = history[-max_len:]
+    return [0] * (max_len - len(recent)) + recent
+
+
+def write_sasrec_tables(
+    directory: Path,
+    config: SASRecConfig,
+    vocabulary: ItemVocabulary,
+    item_embeddings: np.ndarray,
+    popularity: np.ndarray,
+) -> None:
+    """Write everything but the TorchScript file into ``directory`` (a version being written)."""
+    np.save(directory / ITEM_EMBEDDINGS, item_embeddings.astype(np.float32, copy=False), allow_pickle=False)
+    np.save(directory / POPULARITY, popularity, allow_pickle=False)
+    vocabulary.save(directory / ITEM_IDS)
+    (directory / MODEL_CONFIG).write_text(json.dumps(config.to_dict(), indent=2))
+
+
+@dataclass
+class SASRecArtifact:
+    """The serving files of one ``sasrec`` artifact version, loaded."""
+
+    directory: Path
+    config: SASRecConfig
+    vocabulary: ItemVocabulary
+    item_embeddings: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> SASRecArtifact:
+        """Read everything except the TorchScript file (Triton loads that).
+
+        ``path`` is a version directory, the kind directory (its LATEST) or the artifacts root.
+        """
+        directory = resolve_artifact(path, SASREC_KIND)
+        return cls(
+            directory=directory,
+            config=SASRecConfig(**json.loads((directory / MODEL_CONFIG).read_text())),
+            vocabulary=ItemVocabulary.load(directory / ITEM_IDS),
+            item_embeddings=np.load(directory / ITEM_EMBEDDINGS, allow_pickle=False),
+            popularity=np.load(directory / POPULARITY, allow_pickle=False),
+        )
+
+    @property
+    def user_encoder_path(self) -> Path:
+        """The TorchScript file."""
+        return self.directory / USER_ENCODER
+
+    @property
+    def version(self) -> str:
+        """The artifact version (directory name)."""
+        return self.directory.name

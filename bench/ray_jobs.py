@@ -24,6 +24,7 @@ imports, model load) can be told from the per-item cost; the corpus size at whic
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import tempfile
@@ -38,8 +39,11 @@ from ray_jobs.decode_job import DecodeResult, run_decode, settings_for_model
 from ray_jobs.plans_job import PROCESSED_FILE, PlanningModel, PlansResult, run_batch_plans
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.frames import DecodeSettings, ItemMedia, decode_items, fingerprint_items, frames_table
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLANS_FILE, publish_plan_table
 from serendip.artifacts.store import read_manifest
+from serendip.artifacts.world import WORLD_KIND
+from serendip.pipeline import SMALL, run_pipeline
 
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
 NEW_FRACTION = 0.1
@@ -51,17 +55,9 @@ CEILING_COPIES = 2
 
 def _build_chain(root: Path, items: int) -> tuple[Path, Path]:
     """World (``items`` videos) -> tree -> curation -> MLLM; returns (world dir, MLLM dir)."""
-    from serendip.jobs import build_tree, curate, make_world, train_mllm
-
-    common = ["--artifacts", str(root), "--quiet"]
-    world = make_world.main(["--items", str(items), "--users", str(items), "--seed", "11", *common])
-    build_tree.main(["--world", str(world), *common])
-    curation = curate.main(["--world", str(world), "--variants", "video_cot", "--frame-counts", "2", *common])
-    mllm = train_mllm.main(
-        ["--curation", str(curation), "--variant", "video_cot", "--frames", "2", "--steps", "4", "--batch-size", "4"]
-        + ["--heldout-limit", "4", "--checkpoint-every", "4", *common]
-    )
-    return world, mllm
+    config = dataclasses.replace(SMALL, items=items, users=items, seed=11, branching=None)
+    built = run_pipeline(root, config, until=MLLM_KIND, log=lambda _: None)
+    return built[WORLD_KIND], built[MLLM_KIND]
 
 
 def _copies(catalogue: pd.DataFrame, copies: int) -> pd.DataFrame:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from planner.loading import load_planner
 from planner.service import PlannerServicer, planner_binding
+from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.store import read_manifest, resolve_artifact
 from serendip.service.cli import add_server_arguments
 from serendip.service.logs import configure_logging
 from serendip.service.server import GrpcService, serve_until_signalled
@@ -31,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     artifacts.add_argument("--curation", type=Path, help="curation artifact: cluster tree, level, δ, fallback data")
     artifacts.add_argument("--plans", type=Path, help="artifacts root or plans kind dir; new versions hot-reload")
     artifacts.add_argument(
+        "--mllm",
+        type=Path,
+        help="the mllm artifact Triton serves: plan-table versions planned with any other MLLM are not loaded",
+    )
+    artifacts.add_argument(
         "--items", type=Path, help="items.parquet or world artifact, for LIVE pixels of cache misses"
     )
     artifacts.add_argument("--triton-url", help="Triton gRPC host:port serving the `mllm` model (LIVE); off if unset")
@@ -44,7 +51,10 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM/SIGINT, following new plan-table versions meanwhile."""
     planner = None
     if args.curation is not None:
-        planner = load_planner(args.curation, args.plans, args.items, args.triton_url, args.plans_poll_s)
+        mllm_sha256 = read_manifest(resolve_artifact(args.mllm, MLLM_KIND))["content_sha256"] if args.mllm else None
+        planner = load_planner(
+            args.curation, args.plans, args.items, args.triton_url, args.plans_poll_s, mllm_sha256=mllm_sha256
+        )
     service = GrpcService(
         [planner_binding(PlannerServicer(planner, args.retriever))],
         host=args.host,

@@ -19,18 +19,20 @@ def load_planner(
     items_path: Path | None = None,
     triton_url: str | None = None,
     plans_poll_s: float = 1.0,
+    mllm_sha256: str | None = None,
 ) -> Planner:
     """A Planner at the curation's planning level and δ.
 
     ``plans_root`` is an artifacts root or its ``plans`` kind directory, which need not exist yet: it is
-    watched, so a version published later is picked up without a restart.
+    watched, so a version published later is picked up without a restart; with ``mllm_sha256``, only versions
+    planned with that MLLM are loaded.
     """
     curation = load_curation(curation_path)
     level, delta = int(curation.manifest["parameters"]["level"]), int(curation.manifest["parameters"]["delta"])
     plans = None
     if plans_root is not None:
         kind_dir = Path(plans_root) if Path(plans_root).name == PLANS_KIND else Path(plans_root) / PLANS_KIND
-        plans = PlanTableWatcher(kind_dir, poll_s=plans_poll_s)
+        plans = PlanTableWatcher(kind_dir, poll_s=plans_poll_s, expected_mllm_sha256=mllm_sha256)
         plans.reload_if_changed()
     return Planner(
         tree=curation.tree,

@@ -1,6 +1,7 @@
 """Follow the plan table's ``LATEST`` and swap the loaded table in one reference assignment.
 
-Requests in flight keep the version they started with; none is dropped.
+Requests in flight keep the version they started with; none is dropped. A version planned with another MLLM
+than the one served (``expected_mllm_sha256``) is never loaded: the current table stays.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from serendip.artifacts.lineage import plans_mllm_sha256
 from serendip.artifacts.plans import PlanTable
 from serendip.artifacts.store import LATEST_NAME
 
@@ -18,9 +20,10 @@ LOGGER = logging.getLogger(__name__)
 class PlanTableWatcher:
     """Holds the current PlanTable and reloads it when the kind directory's LATEST changes."""
 
-    def __init__(self, kind_dir: Path, poll_s: float = 1.0) -> None:
+    def __init__(self, kind_dir: Path, poll_s: float = 1.0, expected_mllm_sha256: str | None = None) -> None:
         self.kind_dir = Path(kind_dir)
         self.poll_s = poll_s
+        self.expected_mllm_sha256 = expected_mllm_sha256
         self.table: PlanTable | None = None
         self._seen_latest: str | None = None
 
@@ -33,6 +36,15 @@ class PlanTableWatcher:
         latest = self._latest()
         if latest is None or latest == self._seen_latest:
             return False
+        if self.expected_mllm_sha256 is not None:
+            planned_with = plans_mllm_sha256(self.kind_dir / latest)
+            if planned_with != self.expected_mllm_sha256:
+                self._seen_latest = latest
+                LOGGER.error(
+                    "plan table not loaded: planned with another MLLM than the one served; run `make batch-plans`",
+                    extra={"version": latest, "planned_with": planned_with, "served": self.expected_mllm_sha256},
+                )
+                return False
         table = PlanTable.load(self.kind_dir / latest)
         self.table, self._seen_latest = table, latest
         LOGGER.info("plan table loaded", extra={"version": table.version, "items": len(table)})

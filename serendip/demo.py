@@ -16,27 +16,18 @@ Stages (each a job you can also run alone; finished stages are reused unless ``-
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pandas as pd
 
-from ray_jobs import batch_plans, decode_frames
-from ray_jobs.ray_runtime import ray_session
-from serendip.artifacts.store import resolve_artifact
-from serendip.artifacts.world import WORLD_KIND
-from serendip.core.errors import ArtifactError
-from serendip.jobs import build_tree, curate, make_world, popular_corpus, train_mllm, train_sasrec
-from serendip.serve import Stack
-from serendip.service.background import BackgroundService
+from serendip.artifacts.lineage import resolve_bundle
+from serendip.pipeline import DEMO, run_pipeline
 from serendip.service.logs import configure_logging
+from serendip.stack import ServingStack
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc
-from triton_models import build_engines
-from triton_models.launcher import free_port
 
 SOURCE_NAMES = {value: name.removeprefix("PLAN_SOURCE_") for name, value in planner_pb2.PlanSource.items()}
 
@@ -54,46 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def existing_artifact(root: Path, kind: str) -> Path | None:
-    """The latest artifact of ``kind`` under ``root``, None when there is none."""
-    try:
-        return resolve_artifact(root, kind)
-    except ArtifactError:
-        return None
-
-
-def run_stage(name: str, kind: str, root: Path, rebuild: bool, job: Callable[[], object]) -> Path:
-    """Run ``job`` unless an artifact of ``kind`` already exists (and ``rebuild`` is off)."""
-    existing = None if rebuild else existing_artifact(root, kind)
-    if existing is not None:
-        print(f"==> {name}: reusing {existing}", flush=True)
-        return existing
-    print(f"==> {name}", flush=True)
-    started = time.monotonic()
-    job()
-    print(f"    {name} took {time.monotonic() - started:.0f} s", flush=True)
-    return resolve_artifact(root, kind)
-
-
 def build_everything(args: argparse.Namespace) -> None:
-    """Stages 1-7."""
-    root, common = args.artifacts, ["--artifacts", str(args.artifacts)]
-    world = run_stage("world", "world", root, args.rebuild, lambda: make_world.main(common))
-    run_stage("cluster tree", "tree", root, args.rebuild, lambda: build_tree.main(["--world", str(world), *common]))
-    curation = run_stage(
-        "curation", "curation", root, args.rebuild, lambda: curate.main(["--world", str(world), *common])
-    )
-    mllm_args = ["--curation", str(curation), "--variant", "video_cot", "--frames", "4"]
-    mllm_args += ["--max-minutes", str(args.mllm_minutes), *common]
-    run_stage("MLLM fine-tuning", "mllm", root, args.rebuild, lambda: train_mllm.main(mllm_args))
-    sasrec_args = ["--data", str(world), "--epochs", str(args.sasrec_epochs), *common]
-    run_stage("SASRec training", "sasrec", root, args.rebuild, lambda: train_sasrec.main(sasrec_args))
-    run_stage("build engines", "model_repository", root, args.rebuild, lambda: build_engines.main(common))
-    run_stage("popular corpus", "corpus", root, args.rebuild, lambda: popular_corpus.main(common))
-    ray_needed = args.rebuild or any(existing_artifact(root, kind) is None for kind in ("frames", "plans"))
-    with ray_session() if ray_needed else contextlib.nullcontext():  # one local Ray for both jobs, not one each
-        run_stage("frame decoding (Ray)", "frames", root, args.rebuild, lambda: decode_frames.main(common))
-        run_stage("batch plans (Ray)", "plans", root, args.rebuild, lambda: batch_plans.main(common))
+    """Stages 1-7 through the stage graph (finished stages whose inputs are unchanged are reused)."""
+    config = dataclasses.replace(DEMO, mllm_minutes=args.mllm_minutes, sasrec_epochs=args.sasrec_epochs)
+    run_pipeline(args.artifacts, config, rebuild=args.rebuild, log=lambda line: print(line, flush=True))
 
 
 def show_recommendations(planner_address: str, items: pd.DataFrame, count: int) -> None:
@@ -126,17 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging("WARNING")
     build_everything(args)
     print("==> serving on 127.0.0.1 (tritonserver, Retriever, Planner)", flush=True)
-    stack = Stack(args.artifacts, "127.0.0.1", free_port(), free_port())
-    world_items = pd.read_parquet(resolve_artifact(args.artifacts, WORLD_KIND) / "items.parquet")
-    with stack.triton:
-        services = stack.services()
-        runners = [BackgroundService(service) for service in services]
-        addresses = [runner.start() for runner in runners]
-        try:
-            show_recommendations(addresses[0], world_items, args.queries)
-        finally:
-            for runner in runners:
-                runner.stop()
+    bundle = resolve_bundle(args.artifacts)
+    world_items = pd.read_parquet(bundle.catalogue / "items.parquet")  # type: ignore[operator]
+    with ServingStack(bundle) as stack:
+        show_recommendations(stack.planner_address, world_items, args.queries)
     print("\nDone. `make serve` keeps the stack running; `make test` runs the tests.")
 
 

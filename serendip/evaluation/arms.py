@@ -1,8 +1,8 @@
 """The arms of the offline A/B test, each called through the real services on loopback.
 
-:class:`ServingStack` starts what ``make serve`` starts — tritonserver (``mllm`` + ``seqrec``), the Retriever
-and the Planner — on free 127.0.0.1 ports. The Planner gets no plan table, so every plan of the MLLM arms is
-LIVE (the MLLM on Triton) or, when the MLLM is unavailable, FALLBACK; the source of every plan is logged.
+The arms talk to the stack ``serendip.stack.ServingStack`` starts (what ``make serve`` starts). The evaluation
+serves no plan table, so every plan of the MLLM arms is LIVE (the MLLM on Triton) or, when the MLLM is
+unavailable, FALLBACK; the source of every plan is logged.
 
 Arms (paper §4.1 "Baseline"):
 
@@ -21,61 +21,19 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Protocol
 
 import grpc
 from tqdm import tqdm
 
-from planner.loading import load_planner
-from planner.service import PlannerServicer, planner_binding
-from retriever.loading import load_retrieval_model
-from retriever.service import RetrieverServicer, retriever_binding
 from serendip.evaluation.bandit import ClusterBandit
 from serendip.evaluation.replay import ArmSpec
 from serendip.evaluation.simulator import EvaluationRequest, Slate
-from serendip.service.background import BackgroundService
-from serendip.service.server import GrpcService
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc, retriever_pb2, retriever_pb2_grpc
-from triton_models.launcher import TritonServer
 
 Mode = retriever_pb2.RetrievalMode
 DEFAULT_TIMEOUT_S = 120.0
-
-
-class ServingStack:
-    """tritonserver + Retriever + Planner on loopback; a context manager that stops all three on exit."""
-
-    def __init__(
-        self,
-        repository: Path,
-        sasrec: Path,
-        tree: Path,
-        curation: Path,
-        world: Path,
-        triton_log: Path | None = None,
-    ) -> None:
-        self.repository, self.sasrec, self.tree, self.curation, self.world = repository, sasrec, tree, curation, world
-        self.triton_log = triton_log
-        self.retriever_address = ""
-        self.planner_address = ""
-        self._resources = ExitStack()
-
-    def __enter__(self) -> ServingStack:
-        with ExitStack() as starting:
-            triton = starting.enter_context(TritonServer(self.repository, log_path=self.triton_log))
-            retrieval = load_retrieval_model(self.sasrec, self.tree, triton.grpc_url)
-            retriever = BackgroundService(GrpcService([retriever_binding(RetrieverServicer(retrieval))]))
-            self.retriever_address = starting.enter_context(retriever)
-            planner = load_planner(self.curation, None, self.world, triton.grpc_url)
-            servicer = PlannerServicer(planner, self.retriever_address)
-            self.planner_address = starting.enter_context(BackgroundService(GrpcService([planner_binding(servicer)])))
-            self._resources = starting.pop_all()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._resources.close()
 
 
 def _history(request: EvaluationRequest) -> common_pb2.RecentHistory:

@@ -34,11 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.lineage import resolve_bundle
 from serendip.artifacts.mllm import MLLM_KIND
-from serendip.artifacts.sasrec import SASRecArtifact
+from serendip.artifacts.model_repository import REPOSITORY_KIND
+from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
-from serendip.artifacts.world import load_world
+from serendip.artifacts.world import WORLD_KIND, load_world
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.schema import load_items
 from serendip.evaluation import metrics
@@ -49,7 +52,6 @@ from serendip.evaluation.arms import (
     ExploitationArm,
     OracleArm,
     PlannerArm,
-    ServingStack,
     nominate,
     planner_warnings,
 )
@@ -72,6 +74,7 @@ from serendip.evaluation.simulator import (
     sample_requests,
     simulate,
 )
+from serendip.stack import ServingStack
 from triton_models import build_engines
 
 DEFAULT_REPORTS_ROOT = Path("reports") / "eval"
@@ -184,19 +187,26 @@ def _all_requests_recall(
 def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any]:
     """Run every arm through the services on the world's held-out requests, simulate users, compute metrics."""
     root = args.artifacts
-    paths = {kind: resolve_artifact(root, kind) for kind in ("world", "tree", "curation", "sasrec", "model_repository")}
+    bundle = resolve_bundle(root, with_plans=False)
+    paths = {
+        WORLD_KIND: bundle.catalogue,
+        TREE_KIND: bundle.tree,
+        CURATION_KIND: bundle.curation,
+        SASREC_KIND: bundle.sasrec,
+        REPOSITORY_KIND: bundle.repository,
+    }
     _say("inputs: " + ", ".join(f"{kind} {path.name}" for kind, path in paths.items()), args.quiet)
-    world = load_world(paths["world"])
-    tree = ClusterTree.load(paths["tree"])
-    level = int(read_manifest(paths["curation"])["parameters"]["level"])
-    sasrec = SASRecArtifact.load(paths["sasrec"])
-    min_satisfaction = float(read_manifest(paths["sasrec"])["parameters"]["min_satisfaction"])
+    world = load_world(paths[WORLD_KIND])
+    tree = ClusterTree.load(paths[TREE_KIND])
+    level = int(read_manifest(paths[CURATION_KIND])["parameters"]["level"])
+    sasrec = SASRecArtifact.load(paths[SASREC_KIND])
+    min_satisfaction = float(read_manifest(paths[SASREC_KIND])["parameters"]["min_satisfaction"])
     requests = heldout_requests(world.interactions, min_satisfaction, sasrec.vocabulary.item_ids)
     requests = sample_requests(requests, args.users, args.seed)
     _say(f"{len(requests)} requests (one per user, SASRec leave-last-out test case)", args.quiet)
 
     embeddings = {item: sasrec.item_embeddings[sasrec.vocabulary.index(item)] for item in sasrec.vocabulary.item_ids}
-    delta = int(read_manifest(paths["curation"])["parameters"]["delta"])
+    delta = int(read_manifest(paths[CURATION_KIND])["parameters"]["delta"])
     bandit = ClusterBandit(tree, level, embeddings, args.bandit_alpha, args.bandit_scope, delta)
     warm = bandit.warm_start(training_transitions(world.interactions, requests))
     _say(f"bandit warm-started on {warm} logged cluster-changing transitions", args.quiet)
@@ -206,9 +216,8 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
     specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if args.text_only_mllm else [])
     specs += [ORACLE] if args.oracle_arm else []
     planner_warning_counts: dict[str, dict[str, int]] = {}
-    serving = dict(sasrec=paths["sasrec"], tree=paths["tree"], curation=paths["curation"], world=paths["world"])
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", args.quiet)
-    with ServingStack(paths["model_repository"], triton_log=report_dir / "tritonserver.log", **serving) as stack:
+    with ServingStack(bundle, plans=False, work_dir=report_dir) as stack:
         arms = [
             ExploitationArm(CONTROL, stack.retriever_address),
             ContextSimilarArm(CONTEXT_SIMILAR, stack.retriever_address),
@@ -229,10 +238,11 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
             _say("building a model repository for the text-only MLLM ...", args.quiet)
             repository = build_engines.build_repository(
                 build_engines.parse_args(
-                    ["--artifacts", str(scratch), "--mllm", str(text_only), "--sasrec", str(paths["sasrec"])]
+                    ["--artifacts", str(scratch), "--mllm", str(text_only), "--sasrec", str(paths[SASREC_KIND])]
                 )
             )
-            with ServingStack(repository, triton_log=report_dir / "tritonserver_text_only.log", **serving) as stack:
+            text_only_bundle = resolve_bundle(root, repository, with_plans=False)
+            with ServingStack(text_only_bundle, plans=False, work_dir=report_dir / "text_only") as stack:
                 arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, args.num_clusters)
                 slates.update(_arm_slates([arm], requests, args, planner_warning_counts))
         finally:
@@ -243,7 +253,7 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
     logs.save(report_dir / LOGS_DIR)
     _say(f"simulated {len(logs.impressions)} impressions; computing metrics ...", args.quiet)
     results = _metrics(logs, set(sasrec.vocabulary.item_ids), tree, level, args)
-    sasrec_metrics = json.loads((paths["sasrec"] / "metrics.json").read_text()).get("sasrec", {})
+    sasrec_metrics = json.loads((paths[SASREC_KIND] / "metrics.json").read_text()).get("sasrec", {})
     results["inputs"] = inputs
     for arm, counts in planner_warning_counts.items():
         results["diagnostics"][arm]["planner_warnings"] = counts

@@ -3,14 +3,17 @@ through a second model repository), the report directory, and a replay of its lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from serendip.jobs import build_tree, curate, evaluate, make_world, train_mllm, train_sasrec
-from triton_models import build_engines
+from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.model_repository import REPOSITORY_KIND
+from serendip.jobs import evaluate, train_mllm
+from serendip.pipeline import SMALL, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +21,13 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """world (200 items) -> tree -> curation -> MLLM (video CoT, a few steps) -> SASRec -> model repository, and a
     text-only MLLM in a second root (so the first root's LATEST stays the video model)."""
     root, text_root = tmp_path_factory.mktemp("artifacts"), tmp_path_factory.mktemp("text-only")
-    common = ["--artifacts", str(root), "--quiet"]
-    world = make_world.main(["--items", "200", "--users", "200", "--branching", "2,2,3,2", "--seed", "7", *common])
-    build_tree.main(["--world", str(world), *common])
-    curation = curate.main(["--world", str(world), "--variants", "video_cot,text_only", "--frame-counts", "2", *common])
+    config = dataclasses.replace(SMALL, users=200, curate_variants="video_cot,text_only", mllm_queue_delay_us=None)
+    built = run_pipeline(root, config, until=REPOSITORY_KIND, log=lambda _: None)
     steps = ["--steps", "4", "--batch-size", "4", "--heldout-limit", "4", "--checkpoint-every", "4"]
-    train_mllm.main(["--curation", str(curation), "--variant", "video_cot", "--frames", "2", *steps, *common])
     train_mllm.main(
-        ["--curation", str(curation), "--variant", "text_only", *steps, "--artifacts", str(text_root), "--quiet"]
+        ["--curation", str(built[CURATION_KIND]), "--variant", "text_only", *steps]
+        + ["--artifacts", str(text_root), "--quiet"]
     )
-    train_sasrec.main(["--data", str(world), "--epochs", "2", "--artifacts", str(root)])
-    build_engines.main(["--artifacts", str(root)])
     return root, text_root / "mllm"
 
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
 import tritonclient.grpc as grpcclient
 
+from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import plan_rows, publish_plan_table
+from serendip.artifacts.store import input_record
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 Source = planner_pb2.PlanSource
+
+
+def _publish(pipeline, rows: list[dict], parameters: dict) -> Path:
+    """A plan table as if planned with the pipeline's MLLM (the one the stack serves)."""
+    return publish_plan_table(pipeline.root, rows, parameters, inputs={MLLM_KIND: input_record(pipeline.mllm)})
 
 
 def _stub(address: str) -> planner_pb2_grpc.PlannerStub:
@@ -45,7 +53,7 @@ def _cached_item(stack, pipeline, tree) -> str:
         return next(iter(table.plans))
     item_id = tree.item_ids[-2]
     siblings = tree.siblings(tree.node_of(item_id, 3))
-    publish_plan_table(pipeline.root, plan_rows(item_id, [(siblings[0], -1.0, "cached")]), {"run": "cached"})
+    _publish(pipeline, plan_rows(item_id, [(siblings[0], -1.0, "cached")]), {"run": "cached"})
     deadline = time.monotonic() + 10
     while _plan(stack, item_id).source != Source.PLAN_SOURCE_CACHE:
         assert time.monotonic() < deadline, "the plan table was never loaded"
@@ -96,7 +104,7 @@ def test_recent_history_clusters_are_demoted(stack, pipeline_tree) -> None:
 def test_plan_table_hot_reload_under_load(stack, pipeline, pipeline_tree) -> None:
     item_id = pipeline_tree.item_ids[-1]
     siblings = pipeline_tree.siblings(pipeline_tree.node_of(item_id, 3))
-    first = publish_plan_table(pipeline.root, plan_rows(item_id, [(siblings[0], -1.0, "first")]), {"run": 1})
+    first = _publish(pipeline, plan_rows(item_id, [(siblings[0], -1.0, "first")]), {"run": 1})
     deadline = time.monotonic() + 10
     while _plan(stack, item_id).plan_version != first.name:
         assert time.monotonic() < deadline, "the first plan table was never loaded"
@@ -108,7 +116,7 @@ def test_plan_table_hot_reload_under_load(stack, pipeline, pipeline_tree) -> Non
 
     with ThreadPoolExecutor(4) as pool:
         under_load = pool.map(hammer, range(400))
-        second = publish_plan_table(pipeline.root, second_rows, {"run": 2})
+        second = _publish(pipeline, second_rows, {"run": 2})
         responses = list(under_load)
     assert {r.source for r in responses} == {Source.PLAN_SOURCE_CACHE}
     assert {r.plan_version for r in responses} <= {first.name, second.name}

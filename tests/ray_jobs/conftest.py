@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serendip.artifacts.world import load_world
-from serendip.jobs import build_tree, curate, make_world, train_mllm
+from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.pipeline import SMALL, run_pipeline
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,11 @@ class Chain:
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     """96-item world (2x2x3x2 taxonomy, 24-frame 64 px mp4s) and a video_only MLLM on 2 frames (2 steps)."""
     root = tmp_path_factory.mktemp("chain")
-    common = ["--artifacts", str(root), "--quiet"]
-    world = make_world.main(["--items", "96", "--users", "200", "--branching", "2,2,3,2", "--seed", "3", *common])
-    build_tree.main(["--world", str(world), *common])
-    curation = curate.main(["--world", str(world), "--variants", "video_only", "--frame-counts", "2", *common])
-    mllm = train_mllm.main(
-        ["--curation", str(curation), "--variant", "video_only", "--frames", "2", "--steps", "2"]
-        + ["--batch-size", "4", "--heldout-limit", "2", "--checkpoint-every", "2", *common]
+    config = dataclasses.replace(
+        SMALL, items=96, users=200, seed=3, curate_variants="video_only", mllm_variant="video_only", mllm_steps=2
     )
-    return Chain(root, world, mllm, load_world(world).items)
+    built = run_pipeline(root, dataclasses.replace(config, mllm_heldout_limit=2, mllm_checkpoint_every=2), MLLM_KIND)
+    return Chain(root, built[WORLD_KIND], built[MLLM_KIND], load_world(built[WORLD_KIND]).items)
 
 
 @pytest.fixture(scope="package")

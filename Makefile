@@ -48,9 +48,10 @@ test: setup  ## Run the test suite (slow and GPU tests excluded)
 test-all: setup  ## Run every test, slow ones included (GPU tests skip without a GPU)
 	$(BIN)/pytest
 
-lint: setup  ## ruff check and format check
+lint: setup  ## ruff check and format check, and the layer contract (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 demo: setup  ## The whole embedded pipeline on synthetic data, then serve and query it
 	$(BIN)/python -m serendip.demo --artifacts $(ARTIFACTS)
@@ -64,7 +65,8 @@ tree: setup  ## 4-level cluster tree of the latest world, with a balance/NMI rep
 curate: setup  ## Serendipitous SFT examples (every prompt variant) from the latest world and tree
 	$(BIN)/python -m serendip.jobs.curate --artifacts $(ARTIFACTS)
 
-data: world tree curate  ## world -> tree -> curation
+data: setup  ## world -> tree -> curation through the stage graph (finished stages with unchanged inputs are reused)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until curation
 
 train-mllm: setup  ## Fine-tune the planner MLLM (video CoT, 4 frames) -> artifacts/mllm/<version>
 	$(BIN)/python -m serendip.jobs.train_mllm --curation $(ARTIFACTS)/curation --artifacts $(ARTIFACTS)

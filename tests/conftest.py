@@ -15,6 +15,21 @@ from triton_models.echo import write_echo_model  # noqa: E402
 from triton_models.launcher import TritonServer  # noqa: E402
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip, with the reason, where no CUDA device exists."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_tests and not _cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device (none here); run `make test-all` on a GPU node")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def echo_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model repository holding only the trivial python-backend ``echo`` model."""

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ray_jobs.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
-from ray_jobs.staging import (
-    ShardStaging,
-    exclusive_run,
-    remove_stale_staging,
-    run_key,
-    write_parquet_atomically,
-)
+from ray_jobs.ray_runtime import StageStats
+from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWorker
+from ray_jobs.staging import write_parquet_atomically
 from serendip.artifacts.frames import (
     ERRORS_FILE,
     FRAMES_KIND,
@@ -83,34 +79,18 @@ def settings_for_model(mllm_dir: str | os.PathLike[str]) -> DecodeSettings:
     )
 
 
-class DecodeShardWorker:
+class DecodeShardWorker(ShardWorker):
     """Ray actor: decodes the items of one shard and commits its rows (and error rows) to the staging dir."""
 
     def __init__(self, staging_dir: str, staging_key: str, settings: dict[str, int]) -> None:
-        self.staging = ShardStaging(Path(staging_dir), staging_key)
         self.settings = DecodeSettings(**settings)
-        self.ready_at = time.time()
+        super().__init__(staging_dir, staging_key)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        summaries = []
-        for spec in spec_of(batch):
-            started = time.perf_counter()
-            shard_id, media = spec["shard_id"], [ItemMedia(**item) for item in spec["items"]]
-            errors: list[dict[str, str]] = []
-            if not self.staging.shard_path(shard_id).exists():  # a retried task must not redo a committed shard
-                rows, errors = decode_items(media, self.settings)
-                write_parquet_atomically(errors_table(errors), self.staging.sidecar_path(shard_id, "errors"))
-                self.staging.commit(shard_id, frames_table(rows))
-            summaries.append(
-                {
-                    "shard_id": shard_id,
-                    "items": len(media),
-                    "errors": len(errors),
-                    "seconds": time.perf_counter() - started,
-                    "ready_at": self.ready_at,
-                }
-            )
-        return summary_batch(summaries)
+    def process(self, spec: dict[str, Any]) -> int:
+        rows, errors = decode_items([ItemMedia(**item) for item in spec["items"]], self.settings)
+        write_parquet_atomically(errors_table(errors), self.staging.sidecar_path(spec["shard_id"], "errors"))
+        self.staging.commit(spec["shard_id"], frames_table(rows))
+        return len(errors)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -135,6 +115,103 @@ def _carry_previous(previous_dir: Path, index: pd.DataFrame, keep_ids: set[str],
     return carried
 
 
+class DecodeJob(ShardedJob[ItemMedia, DecodeResult]):
+    """One frame decoding run: the items whose content hash is new, decoded into a new frame store version."""
+
+    job = "decode_frames"
+    stage = "decode"
+    worker_class = DecodeShardWorker
+
+    def __init__(
+        self,
+        root: Path,
+        items: pd.DataFrame,
+        settings: DecodeSettings,
+        inputs: dict[str, Any],
+        previous_dir: Path | None,
+        shard_size: int,
+        pool: ShardPool,
+        progress: bool,
+    ) -> None:
+        super().__init__(root / FRAMES_KIND, shard_size, pool, progress)
+        self.root, self.items, self.settings = root, items, settings
+        self.inputs, self.previous_dir = inputs, previous_dir
+        # Set by select: what hashing found and what the previous version contributes.
+        self.hashing = StageStats("hash", 0, 0.0)
+        self.hash_errors = pd.DataFrame()
+        self.previous_index = pd.DataFrame(columns=["item_id", "content_sha256", "shard_file"])
+        self.keep_ids: set[str] = set()
+
+    def select(self) -> list[ItemMedia] | None:
+        """Hash every item; those whose content hash is not in the previous version (same settings) are decoded."""
+        started = time.perf_counter()
+        media, self.hash_errors = fingerprint_items(self.items, self.settings)
+        self.hashing = StageStats("hash", len(self.items), time.perf_counter() - started)
+        LOGGER.info(self.hashing.line())
+
+        previous = self.previous_dir
+        if previous is not None:
+            if read_manifest(previous)["parameters"].get("settings") == self.settings.to_dict():
+                self.previous_index = read_store_index(previous)
+            else:
+                LOGGER.info("previous frame store %s used other decode settings: decoding everything", previous)
+        index = self.previous_index
+        previous_content = dict(zip(index["item_id"], index["content_sha256"], strict=True))
+        to_decode = [item for item in media if previous_content.get(item.item_id) != item.content_sha256]
+        self.keep_ids = {item.item_id for item in media} - {item.item_id for item in to_decode}
+        if previous is not None and not to_decode and self.hash_errors.empty and self.keep_ids == set(previous_content):
+            return None
+        return to_decode
+
+    def unchanged(self) -> DecodeResult:
+        LOGGER.info("frame store %s is up to date", self.previous_dir)
+        counts = {"items": len(self.keep_ids), "decoded": 0}
+        return DecodeResult(self.previous_dir, False, counts, [self.hashing])  # type: ignore[arg-type]
+
+    def run_inputs(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    def item_key(self, item: ItemMedia) -> tuple[str, str]:
+        return item.item_id, item.content_sha256
+
+    def shard_spec(self, items: Sequence[ItemMedia]) -> dict[str, Any]:
+        return {"items": [asdict(item) for item in items]}
+
+    def worker_kwargs(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    def publish(self, shards: CommittedShards) -> DecodeResult:
+        """New shards and the still-valid rows of the previous version, with every error row, as a new version."""
+        started = time.perf_counter()
+        parameters = {"settings": self.settings.to_dict(), "shard_size": self.shard_size}
+        inputs = self.inputs
+        if self.previous_dir is not None:
+            inputs = inputs | {"previous": input_record(self.previous_dir)}
+        with ArtifactWriter(self.root, FRAMES_KIND, parameters, inputs=inputs, bulk_dirs=(SHARDS_DIR,)) as writer:
+            shards_dir = writer.dir / SHARDS_DIR
+            shards_dir.mkdir()
+            decoded = 0
+            error_parts = [self.hash_errors]
+            for spec in shards.specs:
+                shard_path = shards.staging.shard_path(spec["shard_id"])
+                rows = pq.read_metadata(shard_path).num_rows
+                if rows:
+                    _link_or_copy(shard_path, shards_dir / shard_path.name)
+                decoded += rows
+                error_parts.append(pd.read_parquet(shards.staging.sidecar_path(spec["shard_id"], "errors")))
+            carried = 0
+            if self.previous_dir is not None and self.keep_ids:
+                carried = _carry_previous(self.previous_dir, self.previous_index, self.keep_ids, shards_dir)
+            errors = pd.concat([part for part in error_parts if not part.empty] or error_parts[:1], ignore_index=True)
+            pq.write_table(errors_table(errors.sort_values("item_id")), writer.dir / ERRORS_FILE)
+            counts = {"items": decoded + carried, "decoded": decoded, "carried": carried, "errors": len(errors)}
+            counts |= shards.counts()
+            writer.counts.update(counts)
+        publishing = StageStats("publish", decoded + carried, time.perf_counter() - started)
+        LOGGER.info(publishing.line())
+        return DecodeResult(writer.final_dir, True, counts, [self.hashing, shards.stats, publishing])
+
+
 def run_decode(
     root: str | os.PathLike[str],
     items: pd.DataFrame,
@@ -152,84 +229,5 @@ def run_decode(
     is new are decoded; when nothing changed at all, nothing is published and the previous version is returned.
     Ray must be initialised (``ray_runtime.init_ray``).
     """
-    kind_dir = Path(root) / FRAMES_KIND
-    with exclusive_run(kind_dir):
-        started = time.perf_counter()
-        media, hash_errors = fingerprint_items(items, settings)
-        hashing = StageStats("hash", len(items), time.perf_counter() - started)
-        LOGGER.info(hashing.line())
-
-        previous_index = pd.DataFrame(columns=["item_id", "content_sha256", "shard_file"])
-        if previous_dir is not None:
-            if read_manifest(previous_dir)["parameters"].get("settings") == settings.to_dict():
-                previous_index = read_store_index(previous_dir)
-            else:
-                LOGGER.info("previous frame store %s used other decode settings: decoding everything", previous_dir)
-        previous_content = dict(zip(previous_index["item_id"], previous_index["content_sha256"], strict=True))
-        to_decode = [item for item in media if previous_content.get(item.item_id) != item.content_sha256]
-        keep_ids = {item.item_id for item in media} - {item.item_id for item in to_decode}
-        if previous_dir is not None and not to_decode and hash_errors.empty and keep_ids == set(previous_content):
-            LOGGER.info("frame store %s is up to date", previous_dir)
-            return DecodeResult(previous_dir, False, {"items": len(keep_ids), "decoded": 0}, [hashing])
-
-        shard_items = shard_size_for(len(to_decode), shard_size, workers)
-        key = run_key(
-            {
-                "job": "decode_frames",
-                "settings": settings.to_dict(),
-                "shard_items": shard_items,
-                "items": [(item.item_id, item.content_sha256) for item in to_decode],
-            }
-        )
-        staging = ShardStaging.for_run(kind_dir, key)
-        specs = [
-            {"shard_id": shard_id, "items": [asdict(item) for item in to_decode[start : start + shard_items]]}
-            for shard_id, start in enumerate(range(0, len(to_decode), shard_items))
-        ]
-        committed = staging.committed()
-        pending = [spec for spec in specs if spec["shard_id"] not in committed]
-        if committed:
-            LOGGER.info("resuming: %d of %d shards were committed by an earlier attempt", len(committed), len(specs))
-        decoding, summaries = run_shards(
-            "decode",
-            pending,
-            DecodeShardWorker,
-            {"staging_dir": str(staging.directory), "staging_key": key, "settings": settings.to_dict()},
-            workers,
-            cpus_per_worker,
-            progress=progress,
-        )
-
-        started = time.perf_counter()
-        parameters = {"settings": settings.to_dict(), "shard_size": shard_size}
-        if previous_dir is not None:
-            inputs = inputs | {"previous": input_record(previous_dir)}
-        with ArtifactWriter(Path(root), FRAMES_KIND, parameters, inputs=inputs, bulk_dirs=(SHARDS_DIR,)) as writer:
-            shards_dir = writer.dir / SHARDS_DIR
-            shards_dir.mkdir()
-            decoded = 0
-            error_parts = [hash_errors]
-            for spec in specs:
-                shard_path = staging.shard_path(spec["shard_id"])
-                rows = pq.read_metadata(shard_path).num_rows
-                if rows:
-                    _link_or_copy(shard_path, shards_dir / shard_path.name)
-                decoded += rows
-                error_parts.append(pd.read_parquet(staging.sidecar_path(spec["shard_id"], "errors")))
-            carried = _carry_previous(previous_dir, previous_index, keep_ids, shards_dir) if keep_ids else 0
-            errors = pd.concat([part for part in error_parts if not part.empty] or [hash_errors], ignore_index=True)
-            pq.write_table(errors_table(errors.sort_values("item_id")), writer.dir / ERRORS_FILE)
-            counts = {
-                "items": decoded + carried,
-                "decoded": decoded,
-                "carried": carried,
-                "errors": len(errors),
-                "shards_run": len(pending),
-                "shards_resumed": len(committed & {spec["shard_id"] for spec in specs}),
-            }
-            writer.counts.update(counts)
-        staging.remove()
-        remove_stale_staging(kind_dir)
-        publishing = StageStats("publish", decoded + carried, time.perf_counter() - started)
-        LOGGER.info(publishing.line())
-        return DecodeResult(writer.final_dir, True, counts, [hashing, decoding, publishing])
+    pool = ShardPool(workers, cpus_per_worker)
+    return DecodeJob(Path(root), items, settings, inputs, previous_dir, shard_size, pool, progress).run()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ray_jobs.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
-from ray_jobs.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
+from ray_jobs.ray_runtime import StageStats
+from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWorker
 from serendip.artifacts.curation import CURATION_KIND, load_curation
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
 from serendip.artifacts.mllm import MLLM_KIND
@@ -175,7 +176,7 @@ def incremental_work(
     )
 
 
-class PlanShardWorker:
+class PlanShardWorker(ShardWorker):
     """Ray actor holding one loaded planner engine; plans a shard's items and commits them to the staging dir."""
 
     def __init__(
@@ -194,11 +195,10 @@ class PlanShardWorker:
         from triton_models.engines import load_planner_engine
 
         torch.set_num_threads(threads)
-        self.staging = ShardStaging(Path(staging_dir), staging_key)
         self.store_dir = Path(store_dir)
         self.engine = load_planner_engine(engine, mllm_dir, device)
         self.top_n = top_n
-        self.ready_at = time.time()
+        super().__init__(staging_dir, staging_key)
 
     def _rank(self, contexts: list[Any]) -> list[list[Any] | str]:
         """Rankings per context, or the error message of a context the model cannot plan."""
@@ -215,51 +215,37 @@ class PlanShardWorker:
                     outcomes.append(str(error))
             return outcomes
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+    def process(self, spec: dict[str, Any]) -> int:
         from serendip.models.mllm.contexts import PlanningContext
 
-        summaries = []
-        for spec in spec_of(batch):
-            started = time.perf_counter()
-            shard_id, items = spec["shard_id"], spec["items"]
-            errors = 0
-            if not self.staging.shard_path(shard_id).exists():  # a retried task must not redo a committed shard
-                rows = read_rows(self.store_dir, spec["shard_files"], [item["item_id"] for item in items])
-                contexts = []
-                for item in items:
-                    frames, thumbnail = row_pixels(rows[item["item_id"]])
-                    title = rows[item["item_id"]]["title"]
-                    contexts.append(PlanningContext(item["item_id"], title, frames, thumbnail, item["candidates"]))
-                records = []
-                for context, outcome in zip(contexts, self._rank(contexts), strict=True):
-                    content = rows[context.item_id]["content_sha256"]
-                    if isinstance(outcome, str) or not outcome:
-                        errors += 1
-                        message = outcome or "the model ranked no candidate cluster"
-                        records.append({"item_id": context.item_id, "content_sha256": content, "error": message})
-                        continue
-                    records += [
-                        {
-                            "item_id": context.item_id,
-                            "content_sha256": content,
-                            "rank": rank,
-                            "cluster_id": cluster.cluster_id,
-                            "score": float(cluster.score),
-                            "reasoning": cluster.reasoning or "",
-                        }
-                        for rank, cluster in enumerate(outcome)
-                    ]
-                self.staging.commit(shard_id, pa.Table.from_pylist(records, schema=SHARD_SCHEMA))
-            summaries.append(
+        items = spec["items"]
+        rows = read_rows(self.store_dir, spec["shard_files"], [item["item_id"] for item in items])
+        contexts = []
+        for item in items:
+            frames, thumbnail = row_pixels(rows[item["item_id"]])
+            title = rows[item["item_id"]]["title"]
+            contexts.append(PlanningContext(item["item_id"], title, frames, thumbnail, item["candidates"]))
+        records, errors = [], 0
+        for context, outcome in zip(contexts, self._rank(contexts), strict=True):
+            content = rows[context.item_id]["content_sha256"]
+            if isinstance(outcome, str) or not outcome:
+                errors += 1
+                message = outcome or "the model ranked no candidate cluster"
+                records.append({"item_id": context.item_id, "content_sha256": content, "error": message})
+                continue
+            records += [
                 {
-                    "shard_id": shard_id,
-                    "items": len(items),
-                    "errors": errors,
-                    "seconds": time.perf_counter() - started,
-                    "ready_at": self.ready_at,
+                    "item_id": context.item_id,
+                    "content_sha256": content,
+                    "rank": rank,
+                    "cluster_id": cluster.cluster_id,
+                    "score": float(cluster.score),
+                    "reasoning": cluster.reasoning or "",
                 }
-            )
-        return summary_batch(summaries)
+                for rank, cluster in enumerate(outcome)
+            ]
+        self.staging.commit(spec["shard_id"], pa.Table.from_pylist(records, schema=SHARD_SCHEMA))
+        return errors
 
 
 @dataclass(frozen=True)
@@ -283,14 +269,14 @@ class PlansResult:
         }
 
 
-def _read_shards(staging: ShardStaging, specs: list[dict[str, Any]]) -> pd.DataFrame:
+def _read_shards(shards: CommittedShards) -> pd.DataFrame:
     """All committed shard rows; each shard must hold exactly the items it was given."""
     parts = []
-    for spec in specs:
-        table = pq.read_table(staging.shard_path(spec["shard_id"])).to_pandas()
+    for spec in shards.specs:
+        table = pq.read_table(shards.staging.shard_path(spec["shard_id"])).to_pandas()
         expected = {item["item_id"] for item in spec["items"]}
         if set(table["item_id"]) != expected:
-            raise ArtifactError(f"staged shard {spec['shard_id']} of run {staging.key} does not hold its items")
+            raise ArtifactError(f"staged shard {spec['shard_id']} of run {shards.staging.key} does not hold its items")
         parts.append(table)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SHARD_SCHEMA.names)
 
@@ -299,6 +285,111 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     """Rows of the non-empty ``frames`` (empty ones would decide no column type)."""
     parts = [frame[columns] for frame in frames if not frame.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
+    """One batch planning run: the frame store's new or changed items planned, merged with the previous plans."""
+
+    job = "batch_plans"
+    stage = "plan"
+    worker_class = PlanShardWorker
+
+    def __init__(
+        self,
+        root: Path,
+        store_dir: Path,
+        model: PlanningModel,
+        previous_dir: Path | None,
+        engine: str,
+        top_n: int,
+        shard_size: int,
+        pool: ShardPool,
+        progress: bool,
+    ) -> None:
+        super().__init__(root / PLANS_KIND, shard_size, pool, progress)
+        self.root, self.store_dir, self.model, self.previous_dir = root, store_dir, model, previous_dir
+        self.engine, self.top_n = engine, top_n
+        self.plan = IncrementalWork(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), "full")
+        """Set by select."""
+
+    def select(self) -> list[dict[str, Any]] | None:
+        """Rows (item_id, content_sha256, shard_file) of the items to plan; None when every item is planned."""
+        self.plan = incremental_work(read_store_index(self.store_dir), self.previous_dir, self.model, self.top_n)
+        return None if self.plan.work.empty else self.plan.work.to_dict("records")
+
+    def unchanged(self) -> PlansResult:
+        LOGGER.info("plan table is up to date: no new or changed item")
+        counts = {"items": self.plan.kept_processed["item_id"].nunique(), "planned": 0}
+        return PlansResult(self.previous_dir, False, self.plan.mode, counts)
+
+    def run_inputs(self) -> dict[str, Any]:
+        store = read_manifest(self.store_dir)
+        return {
+            "model": [self.model.version, self.model.content_sha256],
+            "store": [store["version"], store["content_sha256"]],
+            "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
+            "top_n": self.top_n,
+        }
+
+    def item_key(self, item: dict[str, Any]) -> tuple[str, str]:
+        return item["item_id"], item["content_sha256"]
+
+    def shard_spec(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        candidates = self.model.candidates
+        return {
+            "items": [{"item_id": row["item_id"], "candidates": candidates(row["item_id"])} for row in items],
+            "shard_files": sorted({row["shard_file"] for row in items}),
+        }
+
+    def worker_kwargs(self) -> dict[str, Any]:
+        return {
+            "store_dir": str(self.store_dir),
+            "mllm_dir": str(self.model.directory),
+            "engine": self.engine,
+            "device": "cuda" if self.pool.gpus_per_worker else "cpu",
+            "top_n": self.top_n,
+            "threads": max(1, int(self.pool.cpus_per_worker)),
+        }
+
+    def publish(self, shards: CommittedShards) -> PlansResult:
+        """The new plans merged with the previous version's kept ones, published with ``publish_plan_table``."""
+        started = time.perf_counter()
+        plan, model = self.plan, self.model
+        staged = _read_shards(shards)
+        failed = staged["error"].notna()
+        new_plans = staged.loc[~failed, PLAN_COLUMNS]
+        new_processed = staged.loc[~failed, ["item_id", "content_sha256"]].drop_duplicates("item_id")
+        new_processed = new_processed.assign(model_version=model.version)
+        plans = _concat([plan.kept_plans, new_plans], PLAN_COLUMNS).sort_values(["item_id", "rank"])
+        processed = _concat([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
+        errors = staged.loc[failed, ["item_id", "content_sha256", "error"]].reset_index(drop=True)
+        if processed["item_id"].duplicated().any():
+            raise ArtifactError(f"run {shards.staging.key}: an item was planned twice")
+        counts = {
+            "planned": len(new_processed),
+            "carried": plan.kept_processed["item_id"].nunique(),
+            "errors": len(errors),
+        } | shards.counts()
+        inputs = {"frames": input_record(self.store_dir), "mllm": input_record(model.directory)}
+        if self.previous_dir is not None:
+            inputs["previous"] = input_record(self.previous_dir)
+        parameters = {
+            "model_version": model.version,
+            "top_n": self.top_n,
+            "shard_size": self.shard_size,
+            "mode": plan.mode,
+        }
+        plans_dir = publish_plan_table(
+            self.root,
+            plans.reset_index(drop=True),
+            parameters,
+            inputs,
+            extra_tables={PROCESSED_FILE: processed.reset_index(drop=True), PLAN_ERRORS_FILE: errors},
+            counts=counts,
+        )
+        merging = StageStats("merge+publish", len(processed), time.perf_counter() - started)
+        LOGGER.info(merging.line())
+        return PlansResult(plans_dir, True, plan.mode, counts | {"items": len(processed)}, [shards.stats, merging])
 
 
 def run_batch_plans(
@@ -319,96 +410,5 @@ def run_batch_plans(
     ``previous_dir``: the plans version to merge with (None plans everything). Ray must be initialised.
     """
     check_store_for_model(store_dir, model)
-    kind_dir = Path(root) / PLANS_KIND
-    with exclusive_run(kind_dir):
-        store_index = read_store_index(store_dir)
-        plan = incremental_work(store_index, previous_dir, model, top_n)
-        if plan.work.empty:
-            LOGGER.info("plan table is up to date: no new or changed item")
-            counts = {"items": plan.kept_processed["item_id"].nunique(), "planned": 0}
-            return PlansResult(previous_dir, False, plan.mode, counts)
-        store = read_manifest(store_dir)
-        shard_items = shard_size_for(len(plan.work), shard_size, workers)
-        key = run_key(
-            {
-                "job": "batch_plans",
-                "model": [model.version, model.content_sha256],
-                "store": [store["version"], store["content_sha256"]],
-                "previous": read_manifest(previous_dir)["version"] if previous_dir else None,
-                "top_n": top_n,
-                "shard_items": shard_items,
-                "items": plan.work[["item_id", "content_sha256"]].values.tolist(),
-            }
-        )
-        staging = ShardStaging.for_run(kind_dir, key)
-        work = plan.work.to_dict("records")
-        specs = [
-            {
-                "shard_id": shard_id,
-                "items": [
-                    {"item_id": row["item_id"], "candidates": model.candidates(row["item_id"])}
-                    for row in work[start : start + shard_items]
-                ],
-                "shard_files": sorted({row["shard_file"] for row in work[start : start + shard_items]}),
-            }
-            for shard_id, start in enumerate(range(0, len(work), shard_items))
-        ]
-        committed = staging.committed()
-        pending = [spec for spec in specs if spec["shard_id"] not in committed]
-        if committed:
-            LOGGER.info("resuming: %d of %d shards were committed by an earlier attempt", len(committed), len(specs))
-        planning, _summaries = run_shards(
-            "plan",
-            pending,
-            PlanShardWorker,
-            {
-                "staging_dir": str(staging.directory),
-                "staging_key": key,
-                "store_dir": str(store_dir),
-                "mllm_dir": str(model.directory),
-                "engine": engine,
-                "device": "cuda" if num_gpus else "cpu",
-                "top_n": top_n,
-                "threads": max(1, int(cpus_per_worker)),
-            },
-            workers,
-            cpus_per_worker,
-            num_gpus,
-            progress,
-        )
-
-        started = time.perf_counter()
-        staged = _read_shards(staging, specs)
-        failed = staged["error"].notna()
-        new_plans = staged.loc[~failed, PLAN_COLUMNS]
-        new_processed = staged.loc[~failed, ["item_id", "content_sha256"]].drop_duplicates("item_id")
-        new_processed = new_processed.assign(model_version=model.version)
-        plans = _concat([plan.kept_plans, new_plans], PLAN_COLUMNS).sort_values(["item_id", "rank"])
-        processed = _concat([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
-        errors = staged.loc[failed, ["item_id", "content_sha256", "error"]].reset_index(drop=True)
-        if processed["item_id"].duplicated().any():
-            raise ArtifactError(f"run {key}: an item was planned twice")
-        counts = {
-            "planned": len(new_processed),
-            "carried": plan.kept_processed["item_id"].nunique(),
-            "errors": len(errors),
-            "shards_run": len(pending),
-            "shards_resumed": len(committed & {spec["shard_id"] for spec in specs}),
-        }
-        inputs = {"frames": input_record(store_dir), "mllm": input_record(model.directory)}
-        if previous_dir is not None:
-            inputs["previous"] = input_record(previous_dir)
-        parameters = {"model_version": model.version, "top_n": top_n, "shard_size": shard_size, "mode": plan.mode}
-        plans_dir = publish_plan_table(
-            Path(root),
-            plans.reset_index(drop=True),
-            parameters,
-            inputs,
-            extra_tables={PROCESSED_FILE: processed.reset_index(drop=True), PLAN_ERRORS_FILE: errors},
-            counts=counts,
-        )
-        staging.remove()
-        remove_stale_staging(kind_dir)
-        merging = StageStats("merge+publish", len(processed), time.perf_counter() - started)
-        LOGGER.info(merging.line())
-        return PlansResult(plans_dir, True, plan.mode, counts | {"items": len(processed)}, [planning, merging])
+    pool = ShardPool(workers, cpus_per_worker, num_gpus)
+    return PlansJob(Path(root), store_dir, model, previous_dir, engine, top_n, shard_size, pool, progress).run()

@@ -63,7 +63,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
         user = None
         if history:
             histories = np.asarray([left_pad(history, model.max_len)], dtype=np.int64)
-            user = (await model.client.user_embeddings(histories, deadline.timeout_s()))[0]
+            user = (await model.client.user_embeddings(histories, deadline))[0]
         items = model.index.top_k(
             user,
             list(request.cluster_ids) or None,

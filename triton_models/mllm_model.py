@@ -9,41 +9,27 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from serendip.artifacts.mllm import VISION_FILE
-from serendip.artifacts.model_repository import MLLM_MODEL
 from serendip.models.mllm.grammar import DESCRIPTIONS_FILE, GRAMMAR_FILE
 from serendip.models.mllm.planner_spec import PLANNER_FILE, PlannerSpec
 from serendip.models.mllm.vision_inputs import VisionGeometry
 from triton_models.engines import EngineKind
-from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
+from triton_models.model_config import add_zero_warmup, install_python_model, python_backend_config
+from triton_models.specs import FRAMES, ITEM_ID, MLLM, NUM_CLUSTERS, THUMBNAIL, TensorSpec
 
 MLLM_SOURCE = Path(__file__).parent / "python_models" / "mllm.py"
 ARTIFACT_SUBDIR = "planner"
 ADAPTER_CONFIG = "adapter_config.json"
 
-MLLM_INPUTS = [
-    TensorSpec("ITEM_ID", "TYPE_STRING", (1,)),
-    TensorSpec("TITLE", "TYPE_STRING", (1,), optional=True),
-    TensorSpec("FRAMES", "TYPE_UINT8", (-1, -1, -1, 3), optional=True, ragged=True),
-    TensorSpec("THUMBNAIL", "TYPE_UINT8", (-1, -1, 3), optional=True, ragged=True),
-    TensorSpec("CANDIDATES", "TYPE_STRING", (-1,), optional=True, ragged=True),
-    TensorSpec("NUM_CLUSTERS", "TYPE_INT32", (1,)),
-]
-MLLM_OUTPUTS = [
-    TensorSpec("CLUSTER_IDS", "TYPE_STRING", (-1,)),
-    TensorSpec("SCORES", "TYPE_FP32", (-1,)),
-    TensorSpec("REASONING", "TYPE_STRING", (1,)),
-]
-
 
 def _warmup_inputs(spec: PlannerSpec, geometry: VisionGeometry) -> list[TensorSpec]:
     """Concrete all-zero inputs for the artifact's prompt variant (one ranking before 'ready')."""
-    inputs = [TensorSpec("ITEM_ID", "TYPE_STRING", (1,)), TensorSpec("NUM_CLUSTERS", "TYPE_INT32", (1,))]
+    inputs = [ITEM_ID, NUM_CLUSTERS]
     if spec.visual is not None and spec.variant.uses_video:
         side = geometry.image_size
         if spec.visual.thumbnail:
-            inputs.append(TensorSpec("THUMBNAIL", "TYPE_UINT8", (side, side, 3)))
+            inputs.append(THUMBNAIL.with_dims((side, side, 3)))
         else:
-            inputs.append(TensorSpec("FRAMES", "TYPE_UINT8", (spec.visual.frames, side, side, 3)))
+            inputs.append(FRAMES.with_dims((spec.visual.frames, side, side, 3)))
     return inputs
 
 
@@ -61,9 +47,9 @@ def mllm_config(
     spec = PlannerSpec.load(artifact)
     geometry = VisionGeometry.from_dict(json.loads((artifact / spec.model_dir / VISION_FILE).read_text()))
     config = python_backend_config(
-        MLLM_MODEL,
-        inputs=MLLM_INPUTS,
-        outputs=MLLM_OUTPUTS,
+        MLLM.name,
+        inputs=MLLM.inputs,
+        outputs=MLLM.outputs,
         max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us,
         instance_count=instance_count,

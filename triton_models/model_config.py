@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input or output: name, Triton data type (e.g. ``TYPE_FP32``) and dims without batch."""
-
-    name: str
-    data_type: str
-    dims: tuple[int, ...]
-    optional: bool = False
-    ragged: bool = False
-    """Let the dynamic batcher group requests whose shapes differ (the model handles each request)."""
+from triton_models.specs import TensorSpec  # defined with the models' specs; echo.py imports it from here
 
 
 def _inputs(specs: Sequence[TensorSpec]) -> list[mc.ModelInput]:

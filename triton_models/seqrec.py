@@ -12,19 +12,17 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from serendip.artifacts.model_repository import SEQREC_MODEL
 from serendip.artifacts.sasrec import USER_ENCODER, SASRecArtifact
-from triton_models.model_config import TensorSpec, add_zero_warmup, install_python_model, python_backend_config
+from triton_models.model_config import add_zero_warmup, install_python_model, python_backend_config
+from triton_models.specs import HISTORY, SEQREC, USER_EMBEDDING
 
 SEQREC_SOURCE = Path(__file__).parent / "python_models" / "seqrec.py"
-HISTORY_INPUT = "HISTORY"
-USER_OUTPUT = "USER_EMBEDDING"
 
 
 def seqrec_python_config(
     artifact: SASRecArtifact,
     *,
-    name: str = SEQREC_MODEL,
+    name: str = SEQREC.name,
     max_batch_size: int = 64,
     max_queue_delay_us: int | None = 1000,
     instance_count: int = 1,
@@ -32,11 +30,11 @@ def seqrec_python_config(
     torch_threads: int = 1,
 ) -> mc.ModelConfig:
     """Python-backend config; dynamic batching unless ``max_queue_delay_us`` is None."""
-    inputs = [TensorSpec(HISTORY_INPUT, "TYPE_INT64", (artifact.config.max_len,))]
+    inputs = [HISTORY.with_dims((artifact.config.max_len,))]
     config = python_backend_config(
         name,
         inputs=inputs,
-        outputs=[TensorSpec(USER_OUTPUT, "TYPE_FP32", (artifact.config.hidden,))],
+        outputs=[USER_EMBEDDING.with_dims((artifact.config.hidden,))],
         max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us,
         instance_count=instance_count,
@@ -48,7 +46,7 @@ def seqrec_python_config(
 
 
 def seqrec_libtorch_config(
-    artifact: SASRecArtifact, *, name: str = SEQREC_MODEL, max_batch_size: int = 256
+    artifact: SASRecArtifact, *, name: str = SEQREC.name, max_batch_size: int = 256
 ) -> mc.ModelConfig:
     """``pytorch_libtorch`` config for GPU deployments on the NGC image (inputs ``INPUT__0`` / ``OUTPUT__0``)."""
     inputs = [mc.ModelInput(name="INPUT__0", data_type=mc.TYPE_INT64, dims=[artifact.config.max_len])]

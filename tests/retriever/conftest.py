@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serendip.artifacts.sasrec import ItemVocabulary, SASRecArtifact, SASRecConfig
+from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecArtifact, SASRecConfig
+from serendip.artifacts.store import ArtifactWriter
 from serendip.core.cluster_tree import ClusterTree
 from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.ranking_metrics import popularity_scores
@@ -30,10 +31,10 @@ def trained_sasrec(tmp_path_factory: pytest.TempPathFactory, cluster_tree: Clust
     split = leave_last_out(positive_sequences(chain_interactions(), vocabulary, min_satisfaction=0.5))
     config = SASRecConfig(num_items=len(vocabulary), hidden=32, max_len=20, dropout=0.1)
     result = train_sasrec(split, config, TrainingOptions(epochs=12, batch_size=64, learning_rate=3e-3, eval_every=4))
-    directory = tmp_path_factory.mktemp("sasrec") / "v-test"
-    directory.mkdir()
-    write_sasrec_files(directory, result.model, config, vocabulary, popularity_scores(split.train, len(vocabulary)))
-    return result, split, SASRecArtifact.load(directory)
+    with ArtifactWriter(tmp_path_factory.mktemp("artifacts"), SASREC_KIND, {}, version="v-test") as writer:
+        popularity = popularity_scores(split.train, len(vocabulary))
+        write_sasrec_files(writer.dir, result.model, config, vocabulary, popularity)
+    return result, split, SASRecArtifact.load(writer.final_dir)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ from retriever.service import RetrievalModel, RetrieverServicer, retriever_bindi
 from serendip.artifacts.sasrec import left_pad
 from serendip.core.cluster_tree import ClusterTree
 from serendip.service.background import BackgroundService
+from serendip.service.deadlines import Deadline
+from serendip.service.errors import DeadlineExceededError
 from serendip.service.server import GrpcService
 from serendip.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 from triton_models.launcher import TritonServer
@@ -57,6 +60,24 @@ def test_triton_serves_the_exported_encoder(trained_sasrec, seqrec_triton: Trito
     with torch.no_grad():
         eager = result.model(torch.from_numpy(history)).numpy()
     np.testing.assert_allclose(served, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_client_spends_what_is_left_of_one_deadline(trained_sasrec, seqrec_triton: TritonServer) -> None:
+    """A passed deadline fails before any call is made; a live one gets the embeddings."""
+    config = trained_sasrec[2].config
+    histories = np.zeros((2, config.max_len), dtype=np.int64)
+
+    async def embed(deadline: Deadline) -> np.ndarray:
+        client = SeqrecClient(seqrec_triton.grpc_url)
+        try:
+            return await client.user_embeddings(histories, deadline)
+        finally:
+            await client.close()
+
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(embed(Deadline.after(-1.0)))
+    users = asyncio.run(embed(Deadline.after(5.0)))
+    assert users.shape == (2, config.hidden) and users.dtype == np.float32
 
 
 def test_only_items_of_requested_clusters(retriever_stub, cluster_tree: ClusterTree) -> None:

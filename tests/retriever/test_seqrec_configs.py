@@ -9,6 +9,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from triton_models.model_config import read_config, write_config
 from triton_models.seqrec import seqrec_libtorch_config, seqrec_python_config
+from triton_models.specs import SEQREC
 
 
 def test_python_backend_config(trained_sasrec, tmp_path: Path) -> None:
@@ -22,6 +23,14 @@ def test_python_backend_config(trained_sasrec, tmp_path: Path) -> None:
     assert config.parameters["torchscript_file"].string_value == "user_encoder.pt"
     warmup = config.model_warmup[0]
     assert warmup.inputs["HISTORY"].zero_data and list(warmup.inputs["HISTORY"].dims) == [artifact.config.max_len]
+
+
+def test_python_backend_config_is_the_clients_spec(trained_sasrec) -> None:
+    """The config's tensors are those the Retriever's client builds its requests from."""
+    config = seqrec_python_config(trained_sasrec[2])
+    for served, specs in ((config.input, SEQREC.inputs), (config.output, SEQREC.outputs)):
+        assert [(t.name, mc.DataType.Name(t.data_type)) for t in served] == [(s.name, s.data_type) for s in specs]
+    assert config.name == SEQREC.name
 
 
 def test_unbatched_python_config_has_no_dynamic_batching(trained_sasrec) -> None:

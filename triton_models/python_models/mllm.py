@@ -27,11 +27,26 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 from serendip.models.mllm.contexts import PlanningContext  # noqa: E402
 from serendip.models.mllm.errors import MllmError  # noqa: E402
 from triton_models.engines import load_planner_engine  # noqa: E402
+from triton_models.specs import (  # noqa: E402
+    CANDIDATES,
+    CLUSTER_IDS,
+    FRAMES,
+    ITEM_ID,
+    NUM_CLUSTERS,
+    REASONING,
+    SCORES,
+    THUMBNAIL,
+    TITLE,
+)
 
 
-def _optional(request, name):
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
+def _optional(request, spec):
+    tensor = pb_utils.get_input_tensor_by_name(request, spec.name)
     return None if tensor is None else tensor.as_numpy()
+
+
+def _tensor(spec, values):
+    return pb_utils.Tensor(spec.name, np.array(values, dtype=spec.numpy_dtype))
 
 
 def _text(values) -> str:
@@ -57,12 +72,12 @@ class TritonPythonModel:
         self.num_clusters = len(self.engine.descriptions)
 
     def _context(self, request):
-        candidates = _optional(request, "CANDIDATES")
-        frames = _optional(request, "FRAMES")
-        thumbnail = _optional(request, "THUMBNAIL")
+        candidates = _optional(request, CANDIDATES)
+        frames = _optional(request, FRAMES)
+        thumbnail = _optional(request, THUMBNAIL)
         return PlanningContext(
-            item_id=_text(_optional(request, "ITEM_ID")),
-            title=_text(_optional(request, "TITLE")),
+            item_id=_text(_optional(request, ITEM_ID)),
+            title=_text(_optional(request, TITLE)),
             frames=None if frames is None else frames[0],
             thumbnail=None if thumbnail is None else thumbnail[0],
             candidate_cluster_ids=(None if candidates is None else [c.decode("utf-8") for c in candidates.reshape(-1)]),
@@ -77,7 +92,7 @@ class TritonPythonModel:
             except (MllmError, UnicodeDecodeError, IndexError) as error:
                 responses[position] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error)))
                 continue
-            count = int(_optional(request, "NUM_CLUSTERS").reshape(-1)[0])
+            count = int(_optional(request, NUM_CLUSTERS).reshape(-1)[0])
             wanted.append(min(max(count, 1), self.num_clusters))
             positions.append(position)
         plans = []
@@ -101,9 +116,9 @@ class TritonPythonModel:
             reasoning = next((cluster.reasoning for cluster in plan if cluster.reasoning), "")
             responses[position] = pb_utils.InferenceResponse(
                 [
-                    pb_utils.Tensor("CLUSTER_IDS", np.array([[c.cluster_id.encode() for c in plan]], dtype=np.object_)),
-                    pb_utils.Tensor("SCORES", np.array([[c.score for c in plan]], dtype=np.float32)),
-                    pb_utils.Tensor("REASONING", np.array([[reasoning.encode()]], dtype=np.object_)),
+                    _tensor(CLUSTER_IDS, [[c.cluster_id.encode() for c in plan]]),
+                    _tensor(SCORES, [[c.score for c in plan]]),
+                    _tensor(REASONING, [[reasoning.encode()]]),
                 ]
             )
         return responses

@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
+from triton_models.specs import HISTORY, USER_EMBEDDING  # noqa: E402
+
 
 class TritonPythonModel:
     """Batched user-embedding inference."""
@@ -39,12 +41,12 @@ class TritonPythonModel:
         self.encoder.eval()
 
     def execute(self, requests):
-        histories = [pb_utils.get_input_tensor_by_name(r, "HISTORY").as_numpy() for r in requests]
+        histories = [pb_utils.get_input_tensor_by_name(r, HISTORY.name).as_numpy() for r in requests]
         with torch.no_grad():
             batch = torch.from_numpy(np.concatenate(histories)).to(self.device)
             users = self.encoder(batch).float().cpu().numpy()
         bounds = np.cumsum([0] + [len(h) for h in histories])
         return [
-            pb_utils.InferenceResponse([pb_utils.Tensor("USER_EMBEDDING", users[start:end])])
+            pb_utils.InferenceResponse([pb_utils.Tensor(USER_EMBEDDING.name, users[start:end])])
             for start, end in zip(bounds[:-1], bounds[1:], strict=True)
         ]

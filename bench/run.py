@@ -45,8 +45,8 @@ from bench.load.stack import LocalStack, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.targets import Endpoints, model_config, target_call
 from serendip.artifacts.model_repository import REPOSITORY_KIND
-from serendip.artifacts.sasrec import ItemVocabulary, SASRecArtifact, SASRecConfig
-from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecArtifact, SASRecConfig
+from serendip.artifacts.store import ArtifactWriter, resolve_artifact
 from serendip.artifacts.world import WORLD_KIND
 from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.model import SASRec
@@ -79,19 +79,20 @@ def echo_server() -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def untrained_sasrec(directory: Path, num_items: int = 5000) -> SASRecArtifact:
-    """A SASRec of the default size with random weights: throughput does not depend on training."""
-    directory.mkdir(parents=True)
+def untrained_sasrec(root: Path, num_items: int = 5000) -> SASRecArtifact:
+    """A SASRec of the default size with random weights, published under ``root``: throughput does not depend on
+    training."""
     config = SASRecConfig(num_items=num_items)
     vocabulary = ItemVocabulary([f"item{i}" for i in range(num_items)])
-    write_sasrec_files(directory, SASRec(config), config, vocabulary, np.ones(num_items + 1))
-    return SASRecArtifact.load(directory)
+    with ArtifactWriter(root, SASREC_KIND, {"weights": "random", "num_items": num_items}) as writer:
+        write_sasrec_files(writer.dir, SASRec(config), config, vocabulary, np.ones(num_items + 1))
+    return SASRecArtifact.load(writer.final_dir)
 
 
 def baseline_repository(directory: Path) -> Path:
     """Triton baselines: ``echo``, and the default-size seqrec with (``seqrec_batched``) and without batching."""
     repository = directory / "models"
-    artifact = untrained_sasrec(directory / "sasrec")
+    artifact = untrained_sasrec(directory / "baseline-artifacts")
     write_echo_model(repository, name="echo")
     write_seqrec_model(repository, artifact, name="seqrec_batched", max_queue_delay_us=1000)
     write_seqrec_model(repository, artifact, name="seqrec_unbatched", max_queue_delay_us=None)

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from planner.loading import load_planner
+from planner.planning import PlannerSettings
 from planner.service import PlannerServicer, planner_binding
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import read_manifest, resolve_artifact
@@ -42,6 +43,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     artifacts.add_argument("--triton-url", help="Triton gRPC host:port serving the `mllm` model (LIVE); off if unset")
     artifacts.add_argument("--retriever", help="Retriever host:port, needed by Recommend")
+    artifacts.add_argument(
+        "--overlay",
+        type=Path,
+        help="artifacts root for the overlay plan table of --mllm: every miss is planned nearline and written there",
+    )
+    artifacts.add_argument(
+        "--live-max-in-flight",
+        type=int,
+        default=PlannerSettings.live_max_in_flight,
+        help="LIVE runs at once; a miss beyond them is FALLBACK at once (default: %(default)s)",
+    )
     artifacts.add_argument("--plans-poll-s", type=float, default=1.0, help="plan table poll period (default: 1)")
     add_server_arguments(parser, DEFAULT_PORT)
     return parser.parse_args(argv)
@@ -53,7 +65,14 @@ async def serve(args: argparse.Namespace) -> None:
     if args.curation is not None:
         mllm_sha256 = read_manifest(resolve_artifact(args.mllm, MLLM_KIND))["content_sha256"] if args.mllm else None
         planner = load_planner(
-            args.curation, args.plans, args.items, args.triton_url, args.plans_poll_s, mllm_sha256=mllm_sha256
+            args.curation,
+            args.plans,
+            args.items,
+            args.triton_url,
+            args.plans_poll_s,
+            mllm_sha256=mllm_sha256,
+            overlay_root=args.overlay,
+            settings=PlannerSettings(live_max_in_flight=args.live_max_in_flight),
         )
     service = GrpcService(
         [planner_binding(PlannerServicer(planner, args.retriever))],
@@ -62,8 +81,7 @@ async def serve(args: argparse.Namespace) -> None:
         grace_s=args.grace_s,
         metrics_port=args.metrics_port,
     )
-    watchers = [planner.plans.watch()] if planner and planner.plans else []
-    await serve_until_signalled([service], background=watchers)
+    await serve_until_signalled([service], background=planner.background_work() if planner else [])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 from planner.content import ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import MllmClient
+from planner.overlay import OverlayPlans
 from planner.plan_watcher import PlanTableWatcher
-from planner.planning import Planner
+from planner.planning import Planner, PlannerSettings
 from serendip.artifacts.curation import load_curation
+from serendip.artifacts.overlay import OverlayStore
 from serendip.artifacts.plans import PLANS_KIND
 
 
@@ -20,12 +22,15 @@ def load_planner(
     triton_url: str | None = None,
     plans_poll_s: float = 1.0,
     mllm_sha256: str | None = None,
+    overlay_root: Path | None = None,
+    settings: PlannerSettings | None = None,
 ) -> Planner:
     """A Planner at the curation's planning level and δ.
 
     ``plans_root`` is an artifacts root or its ``plans`` kind directory, which need not exist yet: it is
     watched, so a version published later is picked up without a restart; with ``mllm_sha256``, only versions
-    planned with that MLLM are loaded.
+    planned with that MLLM are loaded. ``overlay_root`` (an artifacts root; needs ``mllm_sha256``) turns on
+    nearline write-back into that MLLM's overlay plan table.
     """
     curation = load_curation(curation_path)
     level, delta = int(curation.manifest["parameters"]["level"]), int(curation.manifest["parameters"]["delta"])
@@ -34,6 +39,12 @@ def load_planner(
         kind_dir = Path(plans_root) if Path(plans_root).name == PLANS_KIND else Path(plans_root) / PLANS_KIND
         plans = PlanTableWatcher(kind_dir, poll_s=plans_poll_s, expected_mllm_sha256=mllm_sha256)
         plans.reload_if_changed()
+    overlay = None
+    if overlay_root is not None:
+        if mllm_sha256 is None:
+            raise ValueError("an overlay needs the served MLLM's content hash (mllm_sha256)")
+        lineage = {"curation_version": curation.manifest["version"]}
+        overlay = OverlayPlans(OverlayStore(overlay_root, mllm_sha256, lineage))
     return Planner(
         tree=curation.tree,
         level=level,
@@ -42,4 +53,6 @@ def load_planner(
         plans=plans,
         mllm=MllmClient(triton_url) if triton_url else None,
         items=ItemStore.load(items_path) if items_path else None,
+        settings=settings,
+        overlay=overlay,
     )

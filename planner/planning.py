@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from planner import metrics
 from planner.admission import LiveAdmission
 from planner.content import ContextContent, ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import LivePlan, MllmClient
+from planner.nearline import MissQueue, NearlineWorker, QueuedMiss
+from planner.overlay import OverlayPlans
 from planner.plan_watcher import PlanTableWatcher
+from serendip.artifacts.plans import DEFAULT_TOP_N, plan_rows
 from serendip.core.cluster_tree import ClusterTree
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import DeadlineExceededError, NotFoundError, UnavailableError
@@ -64,6 +69,12 @@ class PlannerSettings:
     live_prior_s: float = 0.25
     """LIVE latency assumed until the first LIVE run has been measured."""
     metadata_timeout_s: float = 1.0
+    plan_top_n: int = DEFAULT_TOP_N
+    """Clusters a LIVE or nearline plan ranks (as the batch table keeps); requests take their first n."""
+    nearline_batch_size: int = 16
+    """Misses planned together by the nearline worker (one engine batch)."""
+    nearline_max_queued: int = 10_000
+    nearline_max_queued_with_pixels: int = 256
 
 
 def demote_recent(clusters: Sequence[Planned], recent: set[str], n: int) -> list[Planned]:
@@ -86,6 +97,7 @@ class Planner:
         mllm: MllmClient | None = None,
         items: ItemStore | None = None,
         settings: PlannerSettings | None = None,
+        overlay: OverlayPlans | None = None,
     ) -> None:
         self.tree = tree
         self.level = level
@@ -96,6 +108,14 @@ class Planner:
         self.items = items
         self.settings = settings or PlannerSettings()
         self.live = LiveAdmission(self.settings.live_max_in_flight, self.settings.live_prior_s)
+        self.overlay = overlay
+        self.misses = (
+            MissQueue(self.settings.nearline_max_queued, self.settings.nearline_max_queued_with_pixels)
+            if overlay is not None and mllm is not None
+            else None
+        )
+        self._recent_sources: deque[bool] = deque(maxlen=1000)
+        self._background: set[asyncio.Task] = set()
 
     def context_cluster(self, item_id: str) -> str | None:
         """The item's planning-level cluster, None when the item is not in the tree."""
@@ -104,6 +124,14 @@ class Planner:
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
         """Planning-level clusters of the known history items."""
         return {self.tree.node_of(i, self.level) for i in history_item_ids if i in self.tree}  # type: ignore[misc]
+
+    def cached(self, item_id: str) -> tuple[list[Planned], str] | None:
+        """The item's plan from the batch table, else from the overlay, with its version; None on a miss."""
+        for table in (self.plans.table if self.plans else None, self.overlay):
+            entries = table.get(item_id) if table is not None else None
+            if entries:
+                return [Planned(c.cluster_id, c.score, c.reasoning) for c in entries], table.version  # type: ignore[union-attr]
+        return None
 
     async def plan(
         self,
@@ -115,60 +143,58 @@ class Planner:
     ) -> PlanOutcome:
         """The best plan available before ``deadline``; never fails because Triton is down or slow.
 
-        CACHE and FALLBACK cost microseconds; LIVE is tried only when admitted (see LiveAdmission) and is
-        abandoned for FALLBACK when it has not answered by the deadline.
+        CACHE (batch table, then overlay) and FALLBACK cost microseconds. On a miss the item is queued for
+        nearline planning, and LIVE is tried only when admitted (see LiveAdmission); a LIVE run that has not
+        answered by the deadline is abandoned for FALLBACK (its result is still written to the overlay).
         """
         context_cluster = self.context_cluster(item_id)
+        recent = self.recent_clusters(history_item_ids)
+        cached = self.cached(item_id)
+        if cached is not None:  # a fresh upload planned earlier from its content is a hit without content
+            self._count(Source.CACHE)
+            return PlanOutcome(demote_recent(cached[0], recent, n), Source.CACHE, cached[1], context_cluster)
         if context_cluster is None and request_content is None:
             raise NotFoundError("context_item.item_id", f"unknown item {item_id!r} and no context_content given")
-        recent = self.recent_clusters(history_item_ids)
-        table = self.plans.table if self.plans else None
-        cached = [Planned(c.cluster_id, c.score, c.reasoning) for c in table.get(item_id)] if table else []
-        if cached:
-            metrics.PLANS.labels(Source.CACHE.name).inc()
-            return PlanOutcome(demote_recent(cached, recent, n), Source.CACHE, table.version, context_cluster)
-        candidates = self.tree.siblings(context_cluster, self.delta) if context_cluster else None
-        live = await self._live(item_id, request_content, candidates, recent, n, deadline)
+        live = await self._live(item_id, request_content, context_cluster, deadline)
         if live is not None:
-            metrics.PLANS.labels(Source.LIVE.name).inc()
-            return PlanOutcome(live[0], Source.LIVE, live[1], context_cluster)
-        metrics.PLANS.labels(Source.FALLBACK.name).inc()
+            self._count(Source.LIVE)
+            return PlanOutcome(demote_recent(live[0], recent, n), Source.LIVE, live[1], context_cluster)
+        self._count(Source.FALLBACK)
         ranked = [Planned(c.cluster_id, c.score) for c in self.fallback.for_cluster(context_cluster)]
         return PlanOutcome(demote_recent(ranked, recent, n), Source.FALLBACK, "fallback", context_cluster)
 
+    def _count(self, source: Source) -> None:
+        metrics.PLANS.labels(source.name).inc()
+        self._recent_sources.append(source is Source.CACHE)
+        if len(self._recent_sources) == self._recent_sources.maxlen:
+            metrics.CACHE_HIT_RATIO.set(sum(self._recent_sources) / len(self._recent_sources))
+
+    def _can_plan(self, item_id: str, request_content: ContextContent | None) -> bool:
+        """True when a model is configured and there is something to show it."""
+        known = self.items is not None and item_id in self.items
+        return self.mllm is not None and (request_content is not None or known)
+
     async def _live(
-        self,
-        item_id: str,
-        request_content: ContextContent | None,
-        candidates: list[str] | None,
-        recent: set[str],
-        n: int,
-        deadline: Deadline,
+        self, item_id: str, request_content: ContextContent | None, context_cluster: str | None, deadline: Deadline
     ) -> tuple[list[Planned], str] | None:
-        if self.mllm is None:
+        if not self._can_plan(item_id, request_content):
             return None
-        if request_content is None and (self.items is None or item_id not in self.items):
-            return None
-        fresh = [c for c in candidates if c not in recent] if candidates else None
-        allowed = fresh or candidates
-        wanted = min(n, len(allowed)) if allowed else n
-        content_key = _content_key(request_content) if request_content is not None else None
-        key = (item_id, content_key, tuple(allowed or ()), wanted)
+        key = (item_id, _content_key(request_content) if request_content is not None else None)
         refusal = self.live.refusal(key, deadline.remaining_s())
         metrics.LIVE_DECISIONS.labels(refusal or "admitted").inc()
         if refusal is not None:
+            if self.misses is not None:
+                self.misses.offer(item_id, request_content)
             LOGGER.debug("live planning not admitted; falling back", extra={"item_id": item_id, "reason": refusal})
             return None
         try:
-            plan = await self.live.wait(
-                key,
-                lambda: self._live_run(item_id, request_content, allowed, wanted),
-                deadline.timeout_s(),
+            ranked = await self.live.wait(
+                key, lambda: self._live_run(item_id, request_content, context_cluster), deadline.timeout_s()
             )
         except TimeoutError:
             metrics.LIVE_FALLBACKS.labels("deadline").inc()
             LOGGER.info(
-                "live planning slower than the request's deadline; falling back",
+                "live planning slower than the request's deadline; falling back (its plan is still written back)",
                 extra={"item_id": item_id, "reason": "deadline", "live_estimate_s": self.live.latency.value_s},
             )
             return None
@@ -182,18 +208,18 @@ class Planner:
         finally:
             metrics.LIVE_IN_FLIGHT.set(len(self.live.runs))
             metrics.LIVE_LATENCY_ESTIMATE.set(self.live.latency.value_s)
-        if plan is None:
+        if not ranked:
             metrics.LIVE_FALLBACKS.labels("no_pixels").inc()
             return None
-        ranked = [Planned(cluster_id, score, plan.reasoning) for cluster_id, score in plan.clusters]
-        return demote_recent(ranked, recent, n), self.mllm.model_name
+        return ranked, self.mllm.model_name  # type: ignore[union-attr]
 
-    async def _live_run(
-        self, item_id: str, request_content: ContextContent | None, allowed: list[str] | None, wanted: int
+    async def plan_with_model(
+        self, item_id: str, request_content: ContextContent | None, context_cluster: str | None
     ) -> LivePlan | None:
-        """One LIVE run, independent of any caller's deadline: the model's pixel needs, the pixels, the plan.
+        """The model's ranking of the item's serendipitous candidates (its top ``plan_top_n``), for any request.
 
-        None when the model needs pixels that neither the request nor the item store has.
+        Independent of a caller's deadline and history (requests apply their own demotion), so the result can
+        be written back. None when the model needs pixels that neither the request nor the item store has.
         """
         mllm = self.mllm
         assert mllm is not None
@@ -206,7 +232,53 @@ class Planner:
             content = await asyncio.to_thread(self.items.content, item_id, needs.frames, needs.thumbnail)
         if wants_pixels and not content.has_pixels:
             return None
-        return await mllm.rank(item_id, content, allowed, wanted)
+        candidates = self.tree.siblings(context_cluster, self.delta) if context_cluster else None
+        wanted = min(self.settings.plan_top_n, len(candidates)) if candidates else self.settings.plan_top_n
+        return await mllm.rank(item_id, content, candidates, wanted)
+
+    async def _live_run(
+        self, item_id: str, request_content: ContextContent | None, context_cluster: str | None
+    ) -> list[Planned]:
+        """One LIVE run: plan with the model, write the plan back (in the background), return it ranked."""
+        plan = await self.plan_with_model(item_id, request_content, context_cluster)
+        if plan is None:
+            return []
+        if self.misses is not None:
+            self.misses.discard(item_id)
+        if self.overlay is not None:
+            self._spawn(self.overlay.put(plan_rows(item_id, _with_reasoning(plan))))
+        return [Planned(cluster_id, score, plan.reasoning) for cluster_id, score in plan.clusters]
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _plan_miss(self, miss: QueuedMiss) -> list[dict[str, Any]] | None:
+        if self.cached(miss.item_id) is not None:
+            return None  # planned meanwhile (a LIVE run or a new batch table)
+        plan = await self.plan_with_model(miss.item_id, miss.content, self.context_cluster(miss.item_id))
+        return plan_rows(miss.item_id, _with_reasoning(plan)) if plan is not None else None
+
+    async def _write_nearline(self, rows: Sequence[dict[str, Any]]) -> None:
+        assert self.overlay is not None
+        await self.overlay.put(rows)
+        metrics.NEARLINE_PLANNED.inc(len({row["item_id"] for row in rows}))
+
+    def background_work(self) -> list[Coroutine[Any, Any, None]]:
+        """What runs beside the service: the plan-table watcher and the nearline worker, where configured."""
+        worker = self.nearline_worker()
+        return [*([self.plans.watch()] if self.plans else []), *([worker.run()] if worker else [])]
+
+    def nearline_worker(self) -> NearlineWorker | None:
+        """The background worker that plans queued misses into the overlay (None without model or overlay)."""
+        if self.misses is None or self.overlay is None or self.mllm is None:
+            return None
+        return NearlineWorker(self.misses, self._plan_miss, self._write_nearline, self.settings.nearline_batch_size)
+
+
+def _with_reasoning(plan: LivePlan) -> list[tuple[str, float, str]]:
+    return [(cluster_id, score, plan.reasoning) for cluster_id, score in plan.clusters]
 
 
 def _content_key(content: ContextContent) -> str:

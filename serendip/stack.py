@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from planner.loading import load_planner
-from planner.planning import Planner
+from planner.planning import Planner, PlannerSettings
 from planner.service import PlannerServicer, planner_binding
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
@@ -110,7 +110,10 @@ class ServingStack:
 
     A context manager: everything started is stopped on exit, and a failure while starting stops what had
     started. ``plans_root`` replaces the bundle's plans directory (a scratch plan table in benchmarks);
-    ``plans=False`` serves without one (every miss LIVE or FALLBACK).
+    ``plans=False`` serves without one. With ``nearline`` (the default) every miss is planned in the background
+    into the MLLM's overlay plan table under the bundle's root; without it a miss is LIVE or FALLBACK each time.
+    ``live_max_in_flight`` bounds the Planner's concurrent LIVE runs (an evaluation that wants every plan LIVE
+    sets it to its own concurrency).
     """
 
     def __init__(
@@ -125,6 +128,8 @@ class ServingStack:
         plans: bool = True,
         plans_root: Path | None = None,
         plans_poll_s: float = 1.0,
+        nearline: bool = True,
+        live_max_in_flight: int = PlannerSettings.live_max_in_flight,
         work_dir: Path | None = None,
         log_level: str = "WARNING",
     ) -> None:
@@ -134,6 +139,8 @@ class ServingStack:
         self.services_in = services_in
         self.plans_root = (plans_root or bundle.plans) if plans else None
         self.plans_poll_s = plans_poll_s
+        self.overlay_root = bundle.root if nearline else None
+        self.live_max_in_flight = live_max_in_flight
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.log_level = log_level
         triton_log = self.work_dir / "tritonserver.log" if self.work_dir is not None else None
@@ -162,14 +169,20 @@ class ServingStack:
         retriever = GrpcService([retriever_binding(RetrieverServicer(retrieval))], host=self.host, port=self.ports[1])
         self.retriever_address = starting.enter_context(BackgroundService(retriever))
         planner = load_planner(
-            bundle.curation, self.plans_root, bundle.catalogue, url, self.plans_poll_s, mllm_sha256=bundle.mllm_sha256
+            bundle.curation,
+            self.plans_root,
+            bundle.catalogue,
+            url,
+            self.plans_poll_s,
+            mllm_sha256=bundle.mllm_sha256,
+            overlay_root=self.overlay_root,
+            settings=PlannerSettings(live_max_in_flight=self.live_max_in_flight),
         )
         servicer = PlannerServicer(planner, self.retriever_address)
         service = BackgroundService(GrpcService([planner_binding(servicer)], host=self.host, port=self.ports[0]))
         self.planner_address = starting.enter_context(service)
-        if planner.plans is not None:
-            watcher = service.submit(planner.plans.watch())
-            starting.callback(watcher.cancel)
+        for work in planner.background_work():
+            starting.callback(service.submit(work).cancel)
         self.planner = planner
 
     def _start_processes(self, starting: ExitStack) -> None:
@@ -183,10 +196,13 @@ class ServingStack:
         self.retriever_address = retriever.start()
         planner_args = ["--curation", str(bundle.curation), "--mllm", str(bundle.mllm), *common]
         planner_args += ["--retriever", self.retriever_address, "--plans-poll-s", str(self.plans_poll_s)]
+        planner_args += ["--live-max-in-flight", str(self.live_max_in_flight)]
         if bundle.catalogue is not None:
             planner_args += ["--items", str(bundle.catalogue)]
         if self.plans_root is not None:
             planner_args += ["--plans", str(self.plans_root)]
+        if self.overlay_root is not None:
+            planner_args += ["--overlay", str(self.overlay_root)]
         planner = ServiceProcess("planner", planner_args, logs / "planner.log", self.host, self.ports[0])
         starting.callback(planner.stop)
         self.planner_address = planner.start()

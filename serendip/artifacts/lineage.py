@@ -49,7 +49,9 @@ def resolve_input(root: Path, consumer_dir: Path, kind: str, required: bool = Tr
     record: dict[str, Any] | None = read_manifest(consumer_dir).get("inputs", {}).get(kind)
     if not isinstance(record, dict) or "version" not in record:
         if required:
-            raise LineageError(f"{consumer_dir}: its manifest records no {kind} input; rebuild it with the current jobs")
+            raise LineageError(
+                f"{consumer_dir}: its manifest records no {kind} input; rebuild it with the current jobs"
+            )
         return None
     for candidate in (Path(record.get("path", "")), Path(root) / kind / record["version"]):
         if (candidate / "manifest.json").is_file():

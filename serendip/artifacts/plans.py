@@ -19,6 +19,8 @@ PLANS_KIND = "plans"
 SCHEMA_VERSION = 1
 PLANS_FILE = "plans.parquet"
 PLAN_COLUMNS = ["item_id", "rank", "cluster_id", "score", "reasoning"]
+DEFAULT_TOP_N = 5
+"""Clusters kept per item by batch planning, nearline planning and LIVE planning alike."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,17 @@ class CachedCluster:
     cluster_id: str
     score: float
     reasoning: str
+
+
+def plans_by_item(frame: pd.DataFrame) -> dict[str, list[CachedCluster]]:
+    """item id -> clusters best first, from rows of PLAN_COLUMNS."""
+    plans: dict[str, list[CachedCluster]] = {}
+    ordered = frame.sort_values(["item_id", "rank"], kind="stable")
+    for item_id, cluster_id, score, reasoning in ordered[["item_id", "cluster_id", "score", "reasoning"]].itertuples(
+        index=False
+    ):
+        plans.setdefault(item_id, []).append(CachedCluster(cluster_id, float(score), reasoning or ""))
+    return plans
 
 
 class PlanTable:
@@ -47,13 +60,7 @@ class PlanTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, version: str) -> PlanTable:
         """Build from rows of PLAN_COLUMNS."""
-        ordered = frame.sort_values(["item_id", "rank"], kind="stable")
-        plans: dict[str, list[CachedCluster]] = {}
-        for item_id, cluster_id, score, reasoning in ordered[
-            ["item_id", "cluster_id", "score", "reasoning"]
-        ].itertuples(index=False):
-            plans.setdefault(item_id, []).append(CachedCluster(cluster_id, float(score), reasoning or ""))
-        return cls(plans, version)
+        return cls(plans_by_item(frame), version)
 
     @classmethod
     def load(cls, path: Path) -> PlanTable:

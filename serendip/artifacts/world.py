@@ -26,6 +26,7 @@ AFFINITY_LEVEL = 3
 """Affinity and serendipity in the world's ground truth are defined at level 3 with δ = 1."""
 RELATIONS = ("affine", "secondary", "same", "serendipitous", "random")
 
+
 @dataclass(frozen=True)
 class SatisfactionModel:
     """Mean satisfaction per relation of (context, next) items; draws add ``noise_sd`` Gaussian noise."""

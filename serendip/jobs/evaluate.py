@@ -217,7 +217,9 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
     specs += [ORACLE] if args.oracle_arm else []
     planner_warning_counts: dict[str, dict[str, int]] = {}
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", args.quiet)
-    with ServingStack(bundle, plans=False, work_dir=report_dir) as stack:
+    with ServingStack(
+        bundle, plans=False, nearline=False, live_max_in_flight=args.concurrency, work_dir=report_dir
+    ) as stack:
         arms = [
             ExploitationArm(CONTROL, stack.retriever_address),
             ContextSimilarArm(CONTEXT_SIMILAR, stack.retriever_address),
@@ -242,7 +244,13 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
                 )
             )
             text_only_bundle = resolve_bundle(root, repository, with_plans=False)
-            with ServingStack(text_only_bundle, plans=False, work_dir=report_dir / "text_only") as stack:
+            with ServingStack(
+                text_only_bundle,
+                plans=False,
+                nearline=False,
+                live_max_in_flight=args.concurrency,
+                work_dir=report_dir / "text_only",
+            ) as stack:
                 arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, args.num_clusters)
                 slates.update(_arm_slates([arm], requests, args, planner_warning_counts))
         finally:

@@ -108,7 +108,9 @@ def test_fuzz_answers_only_client_error_codes_and_servers_survive(stack, vocabul
     assert set(summary["codes"]) <= ALLOWED_CODES
     assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"} <= set(summary["codes"])
     assert set(summary["codes_by_kind"]) == {kind for kind, _ in CaseGenerator(vocabulary).kinds} | {"oversize"}
-    assert report.alive_after and running.planner.is_running() and running.retriever.is_running()
+    assert (
+        report.alive_after and running.processes["planner"].is_running() and running.processes["retriever"].is_running()
+    )
 
 
 def test_undecodable_requests_are_invalid_argument(stack, vocabulary) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from PIL import Image
 
 from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.overlay import read_overlay
 from serendip.artifacts.plans import plan_rows, publish_plan_table
-from serendip.artifacts.store import input_record
+from serendip.artifacts.store import input_record, read_manifest
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 Source = planner_pb2.PlanSource
@@ -198,3 +202,48 @@ def test_tight_deadlines_get_an_answer_not_deadline_exceeded(stack, pipeline, pi
     _assert_serendipitous(pipeline_tree, uncached, response)
     recommend = planner_pb2.RecommendRequest(context_item=common_pb2.ItemRef(item_id=cached_item), num_items=4)
     assert _stub(stack.planner_address).Recommend(recommend, timeout=max(deadline_s, 0.05)).items
+
+
+def _until_cached(stack, item_id: str, timeout_s: float = 60.0, **fields) -> planner_pb2.PlanResponse:
+    """Poll until the item's plan is a CACHE hit (an unseen item without content is NOT_FOUND until then)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = _plan(stack, item_id, timeout=1.0, **fields)
+            if response.source == Source.PLAN_SOURCE_CACHE:
+                return response
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        assert time.monotonic() < deadline, f"{item_id} was never planned nearline"
+        time.sleep(0.2)
+
+
+def test_a_miss_is_planned_nearline_and_hits_from_the_overlay(stack, pipeline, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=7)
+    first = _plan(stack, item_id, num_clusters=2, timeout=0.02)  # too short for LIVE: FALLBACK, and queued
+    assert first.source == Source.PLAN_SOURCE_FALLBACK
+    hit = _until_cached(stack, item_id, num_clusters=2, include_reasoning=True)
+    assert hit.plan_version.startswith("overlay-") and hit.clusters[0].reasoning
+    _assert_serendipitous(pipeline_tree, item_id, hit)
+    on_disk = read_overlay(pipeline.root, read_manifest(pipeline.mllm)["content_sha256"])
+    assert item_id in set(on_disk["item_id"])
+
+
+def _jpeg_frames(count: int = 2, size: int = 64) -> list[bytes]:
+    frames = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((size, size, 3), 40 * index + 30, dtype=np.uint8)).save(buffer, format="JPEG")
+        frames.append(buffer.getvalue())
+    return frames
+
+
+def test_a_fresh_upload_sent_with_content_hits_later_without_it(stack) -> None:
+    upload = common_pb2.VideoContent(frames_jpeg=_jpeg_frames(), title="a fresh upload nobody has seen")
+    first = _plan(stack, "upload-0001", num_clusters=2, timeout=0.02, context_content=upload)
+    assert first.source in (Source.PLAN_SOURCE_FALLBACK, Source.PLAN_SOURCE_LIVE)
+    with pytest.raises(grpc.RpcError) as unknown:
+        _plan(stack, "upload-never-sent", timeout=1.0)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    hit = _until_cached(stack, "upload-0001", num_clusters=2)  # no content this time
+    assert hit.plan_version.startswith("overlay-") and len(hit.clusters) == 2

@@ -31,6 +31,7 @@ from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWo
 from serendip.artifacts.curation import CURATION_KIND, load_curation
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
 from serendip.artifacts.mllm import MLLM_KIND
+from serendip.artifacts.overlay import read_overlay
 from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, publish_plan_table
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.core.cluster_tree import ClusterTree
@@ -135,6 +136,8 @@ class IncrementalWork:
     kept_processed: pd.DataFrame
     mode: str
     """``full`` (no usable previous version) or ``incremental``."""
+    from_overlay: int = 0
+    """Items the Planner already planned with this model (its overlay plan table): taken over, not planned."""
 
 
 def _previous_usable(previous_dir: Path, model: PlanningModel, top_n: int) -> str | None:
@@ -150,29 +153,50 @@ def _previous_usable(previous_dir: Path, model: PlanningModel, top_n: int) -> st
 
 
 def incremental_work(
-    store_index: pd.DataFrame, previous_dir: Path | None, model: PlanningModel, top_n: int
+    store_index: pd.DataFrame,
+    previous_dir: Path | None,
+    model: PlanningModel,
+    top_n: int,
+    overlay: pd.DataFrame | None = None,
 ) -> IncrementalWork:
-    """Split the frame store's items into those to plan and the previous version's rows to keep."""
+    """Split the frame store's items into those to plan and the rows to keep: the previous version's, and the
+    overlay's (plans the Planner made with this same model since the last batch table)."""
     empty_plans = pd.DataFrame(columns=PLAN_COLUMNS)
     empty_processed = pd.DataFrame(columns=PROCESSED_COLUMNS)
     why_full = "no previous plans version" if previous_dir is None else _previous_usable(previous_dir, model, top_n)
     if why_full is not None:
         LOGGER.info("planning every item: %s", why_full)
-        return IncrementalWork(store_index.sort_values("item_id"), empty_plans, empty_processed, "full")
-    processed = pd.read_parquet(previous_dir / PROCESSED_FILE)
-    done = set(zip(processed["item_id"], processed["content_sha256"], strict=True))
-    fresh = [
-        (item_id, content) not in done
-        for item_id, content in zip(store_index["item_id"], store_index["content_sha256"], strict=True)
-    ]
-    work = store_index[fresh].sort_values("item_id")
-    redo = set(work["item_id"])
-    plans = pd.read_parquet(previous_dir / PLANS_FILE, columns=PLAN_COLUMNS)
+        work, kept_plans, kept_processed, mode = (
+            store_index.sort_values("item_id"),
+            empty_plans,
+            empty_processed,
+            "full",
+        )
+    else:
+        processed = pd.read_parquet(previous_dir / PROCESSED_FILE)
+        done = set(zip(processed["item_id"], processed["content_sha256"], strict=True))
+        fresh = [
+            (item_id, content) not in done
+            for item_id, content in zip(store_index["item_id"], store_index["content_sha256"], strict=True)
+        ]
+        work = store_index[fresh].sort_values("item_id")
+        redo = set(work["item_id"])
+        plans = pd.read_parquet(previous_dir / PLANS_FILE, columns=PLAN_COLUMNS)
+        kept_plans = plans[~plans["item_id"].isin(redo)]
+        kept_processed = processed.loc[~processed["item_id"].isin(redo), PROCESSED_COLUMNS]
+        mode = "incremental"
+    if overlay is None or overlay.empty or work.empty:
+        return IncrementalWork(work, kept_plans, kept_processed, mode)
+    taken = work[work["item_id"].isin(set(overlay["item_id"]))]
+    overlay_plans = overlay[overlay["item_id"].isin(set(taken["item_id"])) & (overlay["rank"] < top_n)]
+    overlay_processed = taken[["item_id", "content_sha256"]].assign(model_version=model.version)
+    LOGGER.info("%d items taken over from the Planner's overlay plan table", len(taken))
     return IncrementalWork(
-        work,
-        plans[~plans["item_id"].isin(redo)],
-        processed.loc[~processed["item_id"].isin(redo), PROCESSED_COLUMNS],
-        "incremental",
+        work[~work["item_id"].isin(set(taken["item_id"]))],
+        _concat([kept_plans, overlay_plans[PLAN_COLUMNS]], PLAN_COLUMNS),
+        _concat([kept_processed, overlay_processed[PROCESSED_COLUMNS]], PROCESSED_COLUMNS),
+        mode,
+        from_overlay=len(taken),
     )
 
 
@@ -314,10 +338,17 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
 
     def select(self) -> list[dict[str, Any]] | None:
         """Rows (item_id, content_sha256, shard_file) of the items to plan; None when every item is planned."""
-        self.plan = incremental_work(read_store_index(self.store_dir), self.previous_dir, self.model, self.top_n)
+        overlay = read_overlay(self.root, self.model.content_sha256)
+        self.plan = incremental_work(
+            read_store_index(self.store_dir), self.previous_dir, self.model, self.top_n, overlay
+        )
         return None if self.plan.work.empty else self.plan.work.to_dict("records")
 
     def unchanged(self) -> PlansResult:
+        """Nothing to plan: up to date, or every remaining item taken over from the overlay (merged now)."""
+        if self.plan.from_overlay:
+            empty = pd.DataFrame(columns=SHARD_SCHEMA.names)
+            return self._merge_and_publish(empty, {"shards_run": 0, "shards_resumed": 0}, [])
         LOGGER.info("plan table is up to date: no new or changed item")
         counts = {"items": self.plan.kept_processed["item_id"].nunique(), "planned": 0}
         return PlansResult(self.previous_dir, False, self.plan.mode, counts)
@@ -353,9 +384,13 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
 
     def publish(self, shards: CommittedShards) -> PlansResult:
         """The new plans merged with the previous version's kept ones, published with ``publish_plan_table``."""
+        return self._merge_and_publish(_read_shards(shards), shards.counts(), [shards.stats], shards.staging.key)
+
+    def _merge_and_publish(
+        self, staged: pd.DataFrame, shard_counts: dict[str, int], stages: list[StageStats], run: str = ""
+    ) -> PlansResult:
         started = time.perf_counter()
         plan, model = self.plan, self.model
-        staged = _read_shards(shards)
         failed = staged["error"].notna()
         new_plans = staged.loc[~failed, PLAN_COLUMNS]
         new_processed = staged.loc[~failed, ["item_id", "content_sha256"]].drop_duplicates("item_id")
@@ -364,12 +399,13 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
         processed = _concat([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
         errors = staged.loc[failed, ["item_id", "content_sha256", "error"]].reset_index(drop=True)
         if processed["item_id"].duplicated().any():
-            raise ArtifactError(f"run {shards.staging.key}: an item was planned twice")
+            raise ArtifactError(f"run {run}: an item was planned twice")
         counts = {
             "planned": len(new_processed),
-            "carried": plan.kept_processed["item_id"].nunique(),
+            "carried": plan.kept_processed["item_id"].nunique() - plan.from_overlay,
+            "from_overlay": plan.from_overlay,
             "errors": len(errors),
-        } | shards.counts()
+        } | shard_counts
         inputs = {"frames": input_record(self.store_dir), "mllm": input_record(model.directory)}
         if self.previous_dir is not None:
             inputs["previous"] = input_record(self.previous_dir)
@@ -389,7 +425,7 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
         )
         merging = StageStats("merge+publish", len(processed), time.perf_counter() - started)
         LOGGER.info(merging.line())
-        return PlansResult(plans_dir, True, plan.mode, counts | {"items": len(processed)}, [shards.stats, merging])
+        return PlansResult(plans_dir, True, plan.mode, counts | {"items": len(processed)}, [*stages, merging])
 
 
 def run_batch_plans(

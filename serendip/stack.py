@@ -80,6 +80,11 @@ class ServiceProcess:
         self.stop()
         raise RuntimeError(f"{self.module} not serving after {self.startup_timeout_s:.0f} s; log {self.log_path}")
 
+    @property
+    def pid(self) -> int | None:
+        """The process id while started."""
+        return self._process.pid if self._process is not None else None
+
     def is_running(self) -> bool:
         """True while the process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -111,7 +116,8 @@ class ServingStack:
     A context manager: everything started is stopped on exit, and a failure while starting stops what had
     started. ``plans_root`` replaces the bundle's plans directory (a scratch plan table in benchmarks);
     ``plans=False`` serves without one. With ``nearline`` (the default) every miss is planned in the background
-    into the MLLM's overlay plan table under the bundle's root; without it a miss is LIVE or FALLBACK each time.
+    into the MLLM's overlay plan table under the bundle's root (or ``overlay_root``); without it a miss is LIVE or
+    FALLBACK each time.
     ``live_max_in_flight`` bounds the Planner's concurrent LIVE runs (an evaluation that wants every plan LIVE
     sets it to its own concurrency).
     """
@@ -129,6 +135,7 @@ class ServingStack:
         plans_root: Path | None = None,
         plans_poll_s: float = 1.0,
         nearline: bool = True,
+        overlay_root: Path | None = None,
         live_max_in_flight: int = PlannerSettings.live_max_in_flight,
         work_dir: Path | None = None,
         log_level: str = "WARNING",
@@ -139,7 +146,7 @@ class ServingStack:
         self.services_in = services_in
         self.plans_root = (plans_root or bundle.plans) if plans else None
         self.plans_poll_s = plans_poll_s
-        self.overlay_root = bundle.root if nearline else None
+        self.overlay_root = (overlay_root or bundle.root) if nearline else None
         self.live_max_in_flight = live_max_in_flight
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.log_level = log_level
@@ -150,6 +157,8 @@ class ServingStack:
         self.planner: Planner | None = None
         """The Planner object behind the service (threads only): tests look at its plan table."""
         self.processes: dict[str, ServiceProcess] = {}
+        self.planner_metrics_port: int | None = None
+        """The Planner's Prometheus port (processes only)."""
         self._resources = ExitStack()
 
     def start(self) -> ServingStack:
@@ -197,6 +206,8 @@ class ServingStack:
         planner_args = ["--curation", str(bundle.curation), "--mllm", str(bundle.mllm), *common]
         planner_args += ["--retriever", self.retriever_address, "--plans-poll-s", str(self.plans_poll_s)]
         planner_args += ["--live-max-in-flight", str(self.live_max_in_flight)]
+        self.planner_metrics_port = free_port(self.host)
+        planner_args += ["--metrics-port", str(self.planner_metrics_port)]
         if bundle.catalogue is not None:
             planner_args += ["--items", str(bundle.catalogue)]
         if self.plans_root is not None:
@@ -207,6 +218,18 @@ class ServingStack:
         starting.callback(planner.stop)
         self.planner_address = planner.start()
         self.processes = {"retriever": retriever, "planner": planner}
+
+    @property
+    def planner_metrics_url(self) -> str | None:
+        """The Planner's Prometheus endpoint (processes only)."""
+        port = self.planner_metrics_port
+        return f"http://{self.host}:{port}/metrics" if port is not None else None
+
+    @property
+    def planner_pid(self) -> int | None:
+        """The Planner's process id (processes only)."""
+        process = self.processes.get("planner")
+        return process.pid if process is not None else None
 
     def kill_triton(self) -> None:
         """SIGKILL tritonserver's whole process group (a crash, not a graceful stop), then reap it."""

@@ -57,7 +57,14 @@ def prepare_plan_table(
 class LocalStack(ServingStack):
     """The artifact root's newest serving bundle, each service in its own process, as in production."""
 
-    def __init__(self, artifacts: Path, work_dir: Path, plans_root: Path | None = None, nearline: bool = False) -> None:
+    def __init__(
+        self,
+        artifacts: Path,
+        work_dir: Path,
+        plans_root: Path | None = None,
+        nearline: bool = False,
+        overlay_root: Path | None = None,
+    ) -> None:
         super().__init__(
             resolve_bundle(artifacts),
             host=HOST,
@@ -65,6 +72,7 @@ class LocalStack(ServingStack):
             plans=plans_root is not None,
             plans_root=plans_root,
             nearline=nearline,
+            overlay_root=overlay_root,
             work_dir=work_dir,
         )
 

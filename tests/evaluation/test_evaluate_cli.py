@@ -31,6 +31,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, text_root / "mllm"
 
 
+@pytest.mark.slow  # about a minute: the pieces have their own tests; `make test-all` runs this end to end
 def test_evaluate_writes_the_report_and_replay_reproduces_it(artifacts: tuple[Path, Path], tmp_path: Path) -> None:
     root, text_only = artifacts
     options = ["--users", "60", "--resamples", "20", "--seed", "1", "--quiet"]

@@ -18,7 +18,8 @@ from ray_jobs import batch_plans, decode_frames
 from ray_jobs.plans_job import PROCESSED_FILE, PlanningModel, incremental_work
 from ray_jobs.staging import STAGING_DIR
 from serendip.artifacts.frames import read_store_index
-from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, PlanTable
+from serendip.artifacts.overlay import OverlayStore
+from serendip.artifacts.plans import PLAN_COLUMNS, PLANS_FILE, PLANS_KIND, PlanTable, plan_rows
 from serendip.artifacts.store import LATEST_NAME
 from tests.ray_jobs.conftest import Chain, write_items
 
@@ -159,3 +160,26 @@ def _settled(staging: Path, quiet_s: float = 3.0) -> dict[str, Path]:
             seen, last_change = current, time.monotonic()
         time.sleep(0.1)
     return seen
+
+
+def test_items_the_planner_already_planned_are_taken_from_its_overlay(
+    chain: Chain, ray_address: str, tmp_path: Path
+) -> None:
+    items = chain.items.sort_values("item_id", ignore_index=True).head(8)
+    _decode(write_items(items, tmp_path / "items.parquet"), chain, tmp_path)
+    model = PlanningModel.load(chain.mllm)
+    nearline = items["item_id"].head(3).tolist()
+    overlay = OverlayStore(tmp_path, model.content_sha256)
+    for item_id in nearline:
+        overlay.append(
+            plan_rows(item_id, [(cluster, -1.0, "from the overlay") for cluster in model.candidates(item_id)])
+        )
+    OverlayStore(tmp_path, "f" * 64).append(plan_rows(items["item_id"].iloc[5], [("c-other", 0.0, "other model")]))
+    result = _plan(chain, tmp_path, "--workers", "1")
+    assert (result.counts["planned"], result.counts["from_overlay"]) == (5, 3)
+    plans = _plans(result.plans_dir)
+    assert sorted(plans["item_id"].unique()) == sorted(items["item_id"])
+    assert set(plans[plans["item_id"].isin(nearline)]["reasoning"]) == {"from the overlay"}
+    assert "other model" not in set(plans["reasoning"])  # another MLLM's overlay is never read
+    processed = pd.read_parquet(result.plans_dir / PROCESSED_FILE)
+    assert set(processed["item_id"]) == set(items["item_id"])

@@ -83,8 +83,9 @@ serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ct
 build-engines: setup  ## Triton model repository from the trained MLLM and SASRec (ENGINE=torch|tensorrt_llm DEVICE=cpu|cuda)
 	$(BIN)/python -m triton_models.build_engines --artifacts $(ARTIFACTS) --engine $(ENGINE) --device $(DEVICE)
 
-bench: setup  ## Benchmarks; results in bench/results/<date>.json
+bench: setup  ## Benchmarks; results in bench/results/<date>.json, reports/replay/<stamp>/ and BENCHMARKS.md
 	$(BIN)/python -m bench.run --output-dir bench/results --artifacts $(ARTIFACTS)
+	$(BIN)/python -m bench.replay --artifacts $(ARTIFACTS)
 
 clean:  ## Remove generated stubs and run outputs (keeps .venv)
 	rm -rf serendip/v1 $(ARTIFACTS) reports .pytest_cache

@@ -41,6 +41,7 @@ from bench.load.closed_loop import run_closed_loop
 from bench.load.machine import machine_info, utc_now
 from bench.load.mix import RequestMix
 from bench.load.pipeline import build_small_artifacts, missing_kinds
+from bench.load.report import replace_section
 from bench.load.stack import LocalStack, prepare_plan_table
 from bench.load.stats import StepResult
 from bench.load.targets import Endpoints, model_config, target_call
@@ -362,14 +363,7 @@ def markdown_section(results: dict) -> str:
 
 def write_markdown(results: dict, path: Path) -> None:
     """Replace this suite's section of ``path`` (appended when absent); other sections are kept."""
-    section = markdown_section(results)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        before, rest = text.split(SECTION_BEGIN, 1)
-        text = before + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    replace_section(path, markdown_section(results), SECTION_BEGIN, SECTION_END)
 
 
 def main(argv: list[str] | None = None) -> dict:

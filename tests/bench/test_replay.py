@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bench.load.mix import RequestMix
 from bench.load.replay import OUTCOMES, one_pass, plot_hit_ratio, prometheus_gauge, replay_traffic, run_replay
 from bench.load.stack import LocalStack
@@ -12,6 +14,7 @@ from bench.replay import QUEUE_GAUGE, fresh_uploads
 from serendip.artifacts.lineage import resolve_bundle
 
 
+@pytest.mark.slow  # a minute or more; tests/planner covers each nearline behaviour in make test
 def test_replay_is_all_cache_after_warmup_with_no_errors(small_artifacts: Path, tmp_path: Path) -> None:
     mix = RequestMix.from_artifacts(small_artifacts, seed=1)
     uploads = fresh_uploads(resolve_bundle(small_artifacts).catalogue, 3, seed=1)

@@ -81,6 +81,12 @@ def replay_part(stack: LocalStack, mix: RequestMix, args: argparse.Namespace, re
     def queue_depth() -> float | None:
         return prometheus_gauge(stack.planner_metrics_url, QUEUE_GAUGE)  # type: ignore[arg-type]
 
+    def echo_qps() -> float:
+        with echo_server() as echo_address:
+            endpoints = Endpoints(grpc_echo=echo_address)
+            return asyncio.run(_loop("grpc-echo", endpoints, mix, args.concurrency, args.echo_seconds / 2, 1.0)).qps
+
+    echo_before = echo_qps()
     result = asyncio.run(
         run_replay(
             stack.planner_address,
@@ -92,18 +98,19 @@ def replay_part(stack: LocalStack, mix: RequestMix, args: argparse.Namespace, re
             queue_depth=queue_depth,
         )
     )
+    echo_after = echo_qps()
     plot_hit_ratio(result, str(report_dir / "hit_ratio.png"), _title(traffic.distinct_items, len(uploads), args))
-    with echo_server() as echo_address:
-        echo = asyncio.run(
-            _loop("grpc-echo", Endpoints(grpc_echo=echo_address), mix, args.concurrency, args.echo_seconds, 1.0)
-        )
     summary = result.summary()
+    echo = (echo_before + echo_after) / 2  # before and after: a change of background load hits both alike
+    after_s = result.seconds - result.warmup_end_s if result.warmup_end_s is not None else 0.0
+    after_qps = summary["requests_after_warmup"] / after_s if after_s > 0 else None  # type: ignore[operator]
     return {
         "traffic": {"catalogue_items": len(traffic.catalogue_items), "uploads": len(uploads)},
         "replay": summary,
         "intervals": result.intervals(),
-        "raw_grpc_echo_qps": round(echo.qps, 1),
-        "replay_plan_vs_raw_grpc_echo_qps": round(float(summary["qps"]) / max(echo.qps, 1e-9), 3),  # type: ignore[arg-type]
+        "raw_grpc_echo_qps": {"before": round(echo_before, 1), "after": round(echo_after, 1)},
+        "replay_plan_vs_raw_grpc_echo_qps": round(float(summary["qps"]) / max(echo, 1e-9), 3),  # type: ignore[arg-type]
+        "after_warmup_plan_vs_raw_grpc_echo_qps": round(after_qps / echo, 3) if after_qps else None,
     }
 
 
@@ -213,6 +220,7 @@ def rows(results: dict) -> dict[str, object]:
         "recommend_deadline_p99_ms": p99("recommend"),
         "replay_cache_share_after_warmup": replay["cache_share_after_warmup"],
         "replay_plan_vs_raw_grpc_echo_qps": results["replay"]["replay_plan_vs_raw_grpc_echo_qps"],
+        "replay_plan_vs_raw_grpc_echo_qps_after_warmup": results["replay"]["after_warmup_plan_vs_raw_grpc_echo_qps"],
         "replay_p50_p99_ms": f"{replay['p50_ms']} / {replay['p99_ms']}",
         "replay_errors": replay["errors"] or "none",
         "miss_storm_errors": storm["errors"] or "none",

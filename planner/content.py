@@ -67,6 +67,12 @@ class ItemStore:
 
     def __init__(self, items: pd.DataFrame) -> None:
         self._rows = items.set_index("item_id")[["title", "video_path", "thumbnail_path"]].to_dict("index")
+        self.impressions: dict[str, float] = (
+            dict(zip(items["item_id"], items["impressions"].astype(float), strict=True))
+            if "impressions" in items
+            else {}
+        )
+        """item id -> catalogue impressions (empty when the catalogue has none)."""
 
     @classmethod
     def load(cls, path: Path) -> ItemStore:

@@ -10,6 +10,7 @@ from planner.live import MllmClient
 from planner.overlay import OverlayPlans
 from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planner, PlannerSettings
+from planner.popular import PopularInCluster
 from serendip.artifacts.curation import load_curation
 from serendip.artifacts.overlay import OverlayStore
 from serendip.artifacts.plans import PLANS_KIND
@@ -45,6 +46,7 @@ def load_planner(
             raise ValueError("an overlay needs the served MLLM's content hash (mllm_sha256)")
         lineage = {"curation_version": curation.manifest["version"]}
         overlay = OverlayPlans(OverlayStore(overlay_root, mllm_sha256, lineage))
+    items = ItemStore.load(items_path) if items_path else None
     return Planner(
         tree=curation.tree,
         level=level,
@@ -52,7 +54,8 @@ def load_planner(
         fallback=FallbackPolicy.from_candidates(curation.curation.candidates, curation.tree, level, delta),
         plans=plans,
         mllm=MllmClient(triton_url) if triton_url else None,
-        items=ItemStore.load(items_path) if items_path else None,
+        items=items,
+        popular=PopularInCluster(curation.tree, level, items.impressions if items else {}),
         settings=settings,
         overlay=overlay,
     )

@@ -25,6 +25,7 @@ from planner.live import LivePlan, MllmClient
 from planner.nearline import MissQueue, NearlineWorker, QueuedMiss
 from planner.overlay import OverlayPlans
 from planner.plan_watcher import PlanTableWatcher
+from planner.popular import PopularInCluster
 from serendip.artifacts.plans import DEFAULT_TOP_N, plan_rows
 from serendip.core.cluster_tree import ClusterTree
 from serendip.service.deadlines import Deadline
@@ -98,6 +99,7 @@ class Planner:
         items: ItemStore | None = None,
         settings: PlannerSettings | None = None,
         overlay: OverlayPlans | None = None,
+        popular: PopularInCluster | None = None,
     ) -> None:
         self.tree = tree
         self.level = level
@@ -109,12 +111,14 @@ class Planner:
         self.settings = settings or PlannerSettings()
         self.live = LiveAdmission(self.settings.live_max_in_flight, self.settings.live_prior_s)
         self.overlay = overlay
+        self.popular = popular or PopularInCluster(tree, level, items.impressions if items else {})
         self.misses = (
             MissQueue(self.settings.nearline_max_queued, self.settings.nearline_max_queued_with_pixels)
             if overlay is not None and mllm is not None
             else None
         )
         self._recent_sources: deque[bool] = deque(maxlen=1000)
+        self._recent_hits = 0
         self._background: set[asyncio.Task] = set()
 
     def context_cluster(self, item_id: str) -> str | None:
@@ -165,9 +169,13 @@ class Planner:
 
     def _count(self, source: Source) -> None:
         metrics.PLANS.labels(source.name).inc()
-        self._recent_sources.append(source is Source.CACHE)
-        if len(self._recent_sources) == self._recent_sources.maxlen:
-            metrics.CACHE_HIT_RATIO.set(sum(self._recent_sources) / len(self._recent_sources))
+        hit = source is Source.CACHE
+        recent = self._recent_sources
+        if len(recent) == recent.maxlen:
+            self._recent_hits -= recent[0]
+        recent.append(hit)
+        self._recent_hits += hit
+        metrics.CACHE_HIT_RATIO.set(self._recent_hits / len(recent))
 
     def _can_plan(self, item_id: str, request_content: ContextContent | None) -> bool:
         """True when a model is configured and there is something to show it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -13,14 +14,13 @@ from planner.planning import Planner, PlanOutcome
 from planner.validation import validate_plan_request, validate_recommend_request
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import (
-    DeadlineExceededError,
     FailedPreconditionError,
     NotFoundError,
-    UnavailableError,
 )
 from serendip.service.server import ServiceBinding
 from serendip.v1 import common_pb2, planner_pb2, planner_pb2_grpc, retriever_pb2, retriever_pb2_grpc
 
+LOGGER = logging.getLogger(__name__)
 NO_ARTIFACTS = (
     "no model/artifacts loaded: start the Planner with --curation (cluster tree and fallback policy); "
     "see `python -m planner --help`"
@@ -29,6 +29,10 @@ DEFAULT_BUDGET_S = 2.0
 """The deadline assumed when the caller sets none."""
 RETRIEVE_PRIOR_S = 0.01
 """Retriever latency Recommend keeps aside for its Retrieve call until one has been measured."""
+POPULAR_RESERVE_S = 0.003
+"""Time kept aside for answering with popular items should the Retriever not answer."""
+RETRIEVE_PROBE_EVERY = 32
+"""Recommend asks the Retriever at least once in this many requests, whatever the time left."""
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
@@ -39,6 +43,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self.retriever_address = retriever_address
         self._retriever: retriever_pb2_grpc.RetrieverStub | None = None
         self.retrieve_latency = LatencyEstimate(RETRIEVE_PRIOR_S)
+        self._requests = 0
 
     def _ready(self) -> Planner:
         if self.planner is None:
@@ -96,20 +101,59 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             exclude_item_ids=self._exclusions_in(planned, [*request.exclude_item_ids, request.context_item.item_id]),
             per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
         )
+        retrieved = await self._retrieve(retrieve, deadline)
+        if retrieved is not None:
+            source = planner_pb2.RETRIEVAL_SOURCE_SEQUENCE_MODEL
+        else:
+            source = planner_pb2.RETRIEVAL_SOURCE_POPULAR_IN_CLUSTER
+            history = [event.item_id for event in request.recent_history.events]
+            excluded = {*request.exclude_item_ids, request.context_item.item_id, *history}
+            retrieved = self._popular(planned, num_items, retrieve.per_cluster_quota, excluded)
+        context_parent = self._context_parent(outcome)
+        return planner_pb2.RecommendResponse(
+            items=[self._recommended(item, context_parent) for item in retrieved],
+            plan=plan,
+            retrieval_source=source,
+        )
+
+    async def _retrieve(
+        self, request: retriever_pb2.RetrieveRequest, deadline: Deadline
+    ) -> list[retriever_pb2.RetrievedItem] | None:
+        """The Retriever's items, or None when it cannot answer in the time left (or is unavailable).
+
+        It is asked only when the time left covers its measured latency, and once in ``RETRIEVE_PROBE_EVERY``
+        requests regardless (so an estimate inflated by a slow spell comes down again).
+        """
+        left = deadline.remaining_s() - POPULAR_RESERVE_S
+        self._requests += 1
+        if left <= 0 or (left < self.retrieve_latency.value_s and self._requests % RETRIEVE_PROBE_EVERY):
+            LOGGER.debug("retrieval skipped: too little time left", extra={"left_s": left})
+            return None
         started = time.monotonic()
         try:
-            retrieved = await self._retriever_stub().Retrieve(retrieve, timeout=deadline.timeout_s())
+            retrieved = await self._retriever_stub().Retrieve(request, timeout=left)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFoundError("plan", f"Retriever does not know a planned cluster: {error.details()}") from error
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise DeadlineExceededError("the Retriever did not answer before the request's deadline") from error
-            raise UnavailableError(f"Retriever at {self.retriever_address}: {error.code().name}") from error
+                self.retrieve_latency.observe(time.monotonic() - started)
+            LOGGER.info(
+                "retrieval fell back to popular items", extra={"reason": error.code().name, "left_s": round(left, 4)}
+            )
+            return None
         self.retrieve_latency.observe(time.monotonic() - started)
-        context_parent = self._context_parent(outcome)
-        return planner_pb2.RecommendResponse(
-            items=[self._recommended(item, context_parent) for item in retrieved.items], plan=plan
-        )
+        return list(retrieved.items)
+
+    def _popular(
+        self, cluster_ids: list[str], k: int, quota: int, excluded: set[str]
+    ) -> list[retriever_pb2.RetrievedItem]:
+        """The planned clusters' most-watched items, as retrieved items."""
+        return [
+            retriever_pb2.RetrievedItem(
+                item_id=item.item_id, score=item.impressions, cluster=self._cluster_ref(item.cluster_id)
+            )
+            for item in self._ready().popular.top(cluster_ids, k, quota, excluded)
+        ]
 
     def _exclusions_in(self, cluster_ids: list[str], item_ids: list[str]) -> list[str]:
         """The excluded items that could be retrieved at all: those inside the planned clusters, once each."""

@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=PlannerSettings.live_max_in_flight,
         help="LIVE runs at once; a miss beyond them is FALLBACK at once (default: %(default)s)",
     )
+    artifacts.add_argument(
+        "--nearline-rest-ratio",
+        type=float,
+        default=PlannerSettings.nearline_rest_ratio,
+        help="after each nearline batch rest this many times its duration; 0 where the MLLM has its own GPU "
+        "(default: %(default)s)",
+    )
     artifacts.add_argument("--plans-poll-s", type=float, default=1.0, help="plan table poll period (default: 1)")
     add_server_arguments(parser, DEFAULT_PORT)
     return parser.parse_args(argv)
@@ -72,7 +79,9 @@ async def serve(args: argparse.Namespace) -> None:
             args.plans_poll_s,
             mllm_sha256=mllm_sha256,
             overlay_root=args.overlay,
-            settings=PlannerSettings(live_max_in_flight=args.live_max_in_flight),
+            settings=PlannerSettings(
+                live_max_in_flight=args.live_max_in_flight, nearline_rest_ratio=args.nearline_rest_ratio
+            ),
         )
     service = GrpcService(
         [planner_binding(PlannerServicer(planner, args.retriever))],

@@ -99,13 +99,22 @@ class NearlineWorker:
     """Drains a MissQueue in batches: plan concurrently, then write the batch back in one durable segment."""
 
     def __init__(
-        self, queue: MissQueue, plan_one: PlanOne, write_batch: WriteBatch, batch_size: int = 16, pause_s: float = 0.5
+        self,
+        queue: MissQueue,
+        plan_one: PlanOne,
+        write_batch: WriteBatch,
+        batch_size: int = 16,
+        pause_s: float = 0.5,
+        rest_ratio: float = 0.0,
     ) -> None:
         self.queue = queue
         self.plan_one = plan_one
         self.write_batch = write_batch
         self.batch_size = batch_size
         self.pause_s = pause_s
+        self.rest_ratio = rest_ratio
+        """After a batch, rest this many times its duration: on a CPU-only box the MLLM shares the cores with
+        serving, and resting keeps nearline planning from starving the requests it is there to speed up."""
         self.planned = 0
         self.failed = 0
 
@@ -131,10 +140,11 @@ class NearlineWorker:
     async def run(self) -> None:
         """Forever (cancel to stop). After a batch in which nothing could be planned (Triton down), pause."""
         while True:
+            started = time.monotonic()
             try:
                 written = await self.run_once()
             except Exception:  # a failed write keeps the worker alive; the next batch tries again
                 LOGGER.exception("nearline batch failed")
                 written = 0
-            if written == 0:
-                await asyncio.sleep(self.pause_s)
+            rest = self.rest_ratio * (time.monotonic() - started) if written else self.pause_s
+            await asyncio.sleep(rest)

@@ -74,6 +74,9 @@ class PlannerSettings:
     """Clusters a LIVE or nearline plan ranks (as the batch table keeps); requests take their first n."""
     nearline_batch_size: int = 16
     """Misses planned together by the nearline worker (one engine batch)."""
+    nearline_rest_ratio: float = 1.0
+    """After each nearline batch, rest this many times its duration (CPU-only: at most half of Triton's time
+    goes to nearline planning, so serving keeps its tail latency; 0 where the MLLM has its own GPU)."""
     nearline_max_queued: int = 10_000
     nearline_max_queued_with_pixels: int = 256
 
@@ -282,7 +285,14 @@ class Planner:
         """The background worker that plans queued misses into the overlay (None without model or overlay)."""
         if self.misses is None or self.overlay is None or self.mllm is None:
             return None
-        return NearlineWorker(self.misses, self._plan_miss, self._write_nearline, self.settings.nearline_batch_size)
+        settings = self.settings
+        return NearlineWorker(
+            self.misses,
+            self._plan_miss,
+            self._write_nearline,
+            settings.nearline_batch_size,
+            rest_ratio=settings.nearline_rest_ratio,
+        )
 
 
 def _with_reasoning(plan: LivePlan) -> list[tuple[str, float, str]]:

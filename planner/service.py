@@ -29,7 +29,7 @@ DEFAULT_BUDGET_S = 2.0
 """The deadline assumed when the caller sets none."""
 RETRIEVE_PRIOR_S = 0.01
 """Retriever latency Recommend keeps aside for its Retrieve call until one has been measured."""
-POPULAR_RESERVE_S = 0.003
+POPULAR_RESERVE_S = 0.005
 """Time kept aside for answering with popular items should the Retriever not answer."""
 RETRIEVE_PROBE_EVERY = 32
 """Recommend asks the Retriever at least once in this many requests, whatever the time left."""

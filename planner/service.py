@@ -30,7 +30,9 @@ DEFAULT_BUDGET_S = 2.0
 RETRIEVE_PRIOR_S = 0.01
 """Retriever latency Recommend keeps aside for its Retrieve call until one has been measured."""
 POPULAR_RESERVE_S = 0.005
-"""Time kept aside for answering with popular items should the Retriever not answer."""
+POPULAR_RESERVE_SHARE = 0.2
+"""Recommend keeps ``max(POPULAR_RESERVE_S, POPULAR_RESERVE_SHARE x its deadline)`` aside for answering with
+popular items should the Retriever not answer: the slack a loaded host needs to get the answer out in time."""
 RETRIEVE_PROBE_EVERY = 32
 """Recommend asks the Retriever at least once in this many requests, whatever the time left."""
 
@@ -88,6 +90,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self, request: planner_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.RecommendResponse:
         deadline = Deadline.of_call(context, DEFAULT_BUDGET_S)
+        reserve_s = max(POPULAR_RESERVE_S, POPULAR_RESERVE_SHARE * deadline.remaining_s())
         num_items, num_clusters = validate_recommend_request(request)
         if self.retriever_address is None:
             raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
@@ -101,7 +104,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             exclude_item_ids=self._exclusions_in(planned, [*request.exclude_item_ids, request.context_item.item_id]),
             per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
         )
-        retrieved = await self._retrieve(retrieve, deadline)
+        retrieved = await self._retrieve(retrieve, deadline.earlier_by(reserve_s))
         if retrieved is not None:
             source = planner_pb2.RETRIEVAL_SOURCE_SEQUENCE_MODEL
         else:
@@ -119,12 +122,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
     async def _retrieve(
         self, request: retriever_pb2.RetrieveRequest, deadline: Deadline
     ) -> list[retriever_pb2.RetrievedItem] | None:
-        """The Retriever's items, or None when it cannot answer in the time left (or is unavailable).
+        """The Retriever's items, or None when it cannot answer before ``deadline`` (or is unavailable).
 
         It is asked only when the time left covers its measured latency, and once in ``RETRIEVE_PROBE_EVERY``
         requests regardless (so an estimate inflated by a slow spell comes down again).
         """
-        left = deadline.remaining_s() - POPULAR_RESERVE_S
+        left = deadline.remaining_s()
         self._requests += 1
         if left <= 0 or (left < self.retrieve_latency.value_s and self._requests % RETRIEVE_PROBE_EVERY):
             LOGGER.debug("retrieval skipped: too little time left", extra={"left_s": left})

@@ -267,7 +267,7 @@ def plot_hit_ratio(result: ReplayResult, path: str, title: str) -> None:
     axis.set_ylabel("share of Plan answers")
     axis.set_ylim(-0.02, 1.02)
     axis.set_title(title)
-    axis.legend(loc="center right")
+    axis.legend(loc="center left")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -191,7 +191,8 @@ class Planner:
         if not self._can_plan(item_id, request_content):
             return None
         key = (item_id, _content_key(request_content) if request_content is not None else None)
-        refusal = self.live.refusal(key, deadline.remaining_s())
+        wait_s = deadline.remaining_s()
+        refusal = self.live.refusal(key, wait_s)
         metrics.LIVE_DECISIONS.labels(refusal or "admitted").inc()
         if refusal is not None:
             if self.misses is not None:
@@ -200,7 +201,7 @@ class Planner:
             return None
         try:
             ranked = await self.live.wait(
-                key, lambda: self._live_run(item_id, request_content, context_cluster), deadline.timeout_s()
+                key, lambda: self._live_run(item_id, request_content, context_cluster), max(wait_s, 0.0)
             )
         except TimeoutError:
             metrics.LIVE_FALLBACKS.labels("deadline").inc()

@@ -29,6 +29,10 @@ DEFAULT_BUDGET_S = 2.0
 """The deadline assumed when the caller sets none."""
 RETRIEVE_PRIOR_S = 0.01
 """Retriever latency Recommend keeps aside for its Retrieve call until one has been measured."""
+PLAN_RESERVE_S = 0.003
+PLAN_RESERVE_SHARE = 0.1
+"""Plan keeps ``max(PLAN_RESERVE_S, PLAN_RESERVE_SHARE x its deadline)`` aside for answering FALLBACK should a
+LIVE run not finish: a LIVE wait never eats the time the answer needs to get out."""
 POPULAR_RESERVE_S = 0.005
 POPULAR_RESERVE_SHARE = 0.2
 """Recommend keeps ``max(POPULAR_RESERVE_S, POPULAR_RESERVE_SHARE x its deadline)`` aside for answering with
@@ -82,8 +86,9 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext
     ) -> planner_pb2.PlanResponse:
         deadline = Deadline.of_call(context, DEFAULT_BUDGET_S)
+        reserve_s = max(PLAN_RESERVE_S, PLAN_RESERVE_SHARE * deadline.remaining_s())
         n = validate_plan_request(request)
-        outcome = await self._plan(request, n, deadline)
+        outcome = await self._plan(request, n, deadline.earlier_by(reserve_s))
         return self._plan_response(outcome, request.include_reasoning)
 
     async def Recommend(
@@ -94,7 +99,8 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         num_items, num_clusters = validate_recommend_request(request)
         if self.retriever_address is None:
             raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
-        outcome = await self._plan(request, num_clusters, deadline.earlier_by(self.retrieve_latency.value_s))
+        plan_deadline = deadline.earlier_by(reserve_s + self.retrieve_latency.value_s)
+        outcome = await self._plan(request, num_clusters, plan_deadline)
         plan = self._plan_response(outcome, include_reasoning=True)
         planned = [c.cluster.cluster_id for c in plan.clusters]
         retrieve = retriever_pb2.RetrieveRequest(

@@ -42,8 +42,13 @@ def mllm_config(
     max_batch_size: int = 16,
     max_queue_delay_us: int = 5000,
     torch_threads: int = 1,
+    cpu_nice: int = 10,
 ) -> mc.ModelConfig:
-    """Python-backend config of the ``mllm`` model for the MLLM artifact in ``artifact``."""
+    """Python-backend config of the ``mllm`` model for the MLLM artifact in ``artifact``.
+
+    On CPU the model's process runs at niceness ``cpu_nice``: where the MLLM shares the cores with the services,
+    serving requests preempt its (nearline, batch) inference instead of stalling behind it.
+    """
     spec = PlannerSpec.load(artifact)
     geometry = VisionGeometry.from_dict(json.loads((artifact / spec.model_dir / VISION_FILE).read_text()))
     config = python_backend_config(
@@ -58,6 +63,7 @@ def mllm_config(
             "engine": str(engine),
             "artifact_subdir": ARTIFACT_SUBDIR,
             "torch_threads": str(torch_threads),
+            "cpu_nice": str(cpu_nice),
             # What clients should send: "" (title only), a frame count such as "4", or "thumbnail".
             "frames": spec.visual.name if spec.visual is not None and spec.variant.uses_video else "",
             "variant": str(spec.variant),

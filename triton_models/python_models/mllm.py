@@ -67,6 +67,7 @@ class TritonPythonModel:
         else:
             device = "cpu"
             torch.set_num_threads(int(parameters.get("torch_threads", "1")))
+            os.nice(int(parameters.get("cpu_nice", "0")))  # serving preempts CPU inference, not the reverse
         artifact = Path(args["model_repository"]) / args["model_version"] / parameters["artifact_subdir"]
         self.engine = load_planner_engine(parameters["engine"], artifact, device=device)
         self.num_clusters = len(self.engine.descriptions)

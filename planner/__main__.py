@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from pathlib import Path
 
 from planner.loading import load_planner
@@ -83,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
                 live_max_in_flight=args.live_max_in_flight, nearline_rest_ratio=args.nearline_rest_ratio
             ),
         )
+    gc.freeze()  # the tree, plan tables and policy loaded above never die: keep them out of every collection
     service = GrpcService(
         [planner_binding(PlannerServicer(planner, args.retriever))],
         host=args.host,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +76,7 @@ class ItemStore:
             else {}
         )
         """item id -> catalogue impressions (empty when the catalogue has none)."""
+        self._pool: ProcessPoolExecutor | None = None
 
     @classmethod
     def load(cls, path: Path) -> ItemStore:
@@ -92,12 +96,36 @@ class ItemStore:
     def content(self, item_id: str, num_frames: int, want_thumbnail: bool) -> ContextContent:
         """Decode ``num_frames`` uniformly sampled frames and/or the thumbnail; missing media stay None."""
         row = self._rows.get(item_id) or {}
-        frames = thumbnail = None
-        try:
-            if num_frames > 0 and row.get("video_path"):
-                frames = sample_frames(row["video_path"], num_frames).frames
-            if want_thumbnail and row.get("thumbnail_path"):
-                thumbnail = load_image(row["thumbnail_path"])
-        except (DataError, OSError):
-            pass  # unreadable media: the planner falls back
+        frames, thumbnail = decode_media(row.get("video_path"), row.get("thumbnail_path"), num_frames, want_thumbnail)
         return ContextContent(row.get("title") or "", frames, thumbnail)
+
+    async def content_off_loop(self, item_id: str, num_frames: int, want_thumbnail: bool) -> ContextContent:
+        """:meth:`content`, decoded in a worker process: video decoding in the serving process would hold its
+        GIL for milliseconds at a time and stall every request it is answering."""
+        row = self._rows.get(item_id) or {}
+        loop = asyncio.get_running_loop()
+        pixels = await loop.run_in_executor(
+            self._decoder(), decode_media, row.get("video_path"), row.get("thumbnail_path"), num_frames, want_thumbnail
+        )
+        return ContextContent(row.get("title") or "", *pixels)
+
+    def _decoder(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+
+def decode_media(
+    video_path: str | None, thumbnail_path: str | None, num_frames: int, want_thumbnail: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Sampled frames and/or the thumbnail of one item; unreadable or missing media stay None (the planner falls
+    back)."""
+    frames = thumbnail = None
+    try:
+        if num_frames > 0 and video_path:
+            frames = sample_frames(video_path, num_frames).frames
+        if want_thumbnail and thumbnail_path:
+            thumbnail = load_image(thumbnail_path)
+    except (DataError, OSError):
+        pass
+    return frames, thumbnail

@@ -241,7 +241,7 @@ class Planner:
         if content is None or wants_pixels and not content.has_pixels:
             if self.items is None or item_id not in self.items:
                 return None
-            content = await asyncio.to_thread(self.items.content, item_id, needs.frames, needs.thumbnail)
+            content = await self.items.content_off_loop(item_id, needs.frames, needs.thumbnail)
         if wants_pixels and not content.has_pixels:
             return None
         candidates = self.tree.siblings(context_cluster, self.delta) if context_cluster else None

@@ -12,6 +12,7 @@ endpoint), and the CACHE share is measured over everything sent after it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import urllib.request
 from collections import Counter
@@ -127,6 +128,7 @@ class Sent:
     outcome: str
     latency_ms: float
     pass_index: int
+    item_id: str = ""
 
 
 @dataclass
@@ -225,7 +227,7 @@ async def run_replay(
                 outcome = SOURCES.get(response.source, "UNSPECIFIED")
             except grpc.RpcError as error:
                 outcome = status_name(error)
-            sent.append(Sent(at - started, outcome, (loop.time() - at) * 1000.0, index))
+            sent.append(Sent(at - started, outcome, (loop.time() - at) * 1000.0, index, item_id))
 
     async def watch_warmup() -> None:
         nonlocal warmup_end
@@ -238,6 +240,8 @@ async def run_replay(
             if twice and depth == 0:
                 warmup_end = now
 
+    gc.freeze()  # the load generator's own collections must not show up as the server's latency
+    gc.disable()
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
         send = channel.unary_unary(PLAN_METHOD)
         watcher = asyncio.ensure_future(watch_warmup())
@@ -245,6 +249,7 @@ async def run_replay(
             await asyncio.gather(*(worker(send) for _ in range(concurrency)))
         finally:
             watcher.cancel()
+            gc.enable()
     return ReplayResult(sent, loop.time() - started, warmup_end, interval_s, queue_depths)
 
 

@@ -93,6 +93,8 @@ async def serve(args: argparse.Namespace) -> None:
         metrics_port=args.metrics_port,
     )
     await serve_until_signalled([service], background=planner.background_work() if planner else [])
+    if planner is not None:
+        await planner.drain()
 
 
 def main(argv: list[str] | None = None) -> None:

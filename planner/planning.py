@@ -261,6 +261,11 @@ class Planner:
             self._spawn(self.overlay.put(plan_rows(item_id, _with_reasoning(plan))))
         return [Planned(cluster_id, score, plan.reasoning) for cluster_id, score in plan.clusters]
 
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait (at most ``timeout_s``) for write-backs still under way: a graceful stop loses none of them."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)

@@ -192,6 +192,7 @@ class ServingStack:
         self.planner_address = starting.enter_context(service)
         for work in planner.background_work():
             starting.callback(service.submit(work).cancel)
+        starting.callback(lambda: service.submit(planner.drain()).result(10))  # runs first: write-backs finish
         self.planner = planner
 
     def _start_processes(self, starting: ExitStack) -> None:

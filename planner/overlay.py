@@ -31,9 +31,13 @@ class OverlayPlans:
         """The item's plan (empty when the overlay has none)."""
         return self.plans.get(item_id, [])
 
+    def _append(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.store.append(rows)
+        self.store.compact()
+
     async def put(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write ``rows`` (PLAN_COLUMNS) durably as one segment, then serve them."""
-        await asyncio.to_thread(self.store.append, rows)
+        await asyncio.to_thread(self._append, rows)
         for item_id, entries in _by_item(rows).items():
             self.plans[item_id] = entries
         metrics.OVERLAY_ITEMS.set(len(self.plans))

@@ -8,9 +8,9 @@ Layout, one directory per MLLM (named by the first 16 hex digits of the ``mllm``
 
 A segment is written to a temporary file, flushed to disk and renamed into place (then the directory is
 flushed), so a reader never sees half a segment and a ``kill -9`` loses at most the batch being written.
-Later segments override earlier ones item by item. Plans of another MLLM live in another directory and are
-never read. ``make batch-plans`` reads the overlay of the MLLM it plans with and does not plan those items
-again.
+Later segments override earlier ones item by item; past ``MAX_SEGMENTS`` they are merged into one. Plans of
+another MLLM live in another directory and are never read. ``make batch-plans`` reads the overlay of the MLLM
+it plans with and does not plan those items again.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ SCHEMA_VERSION = 1
 LINEAGE_FILE = "lineage.json"
 SEGMENT_GLOB = "segment-*.parquet"
 OVERLAY_COLUMNS = [*PLAN_COLUMNS, "planned_at"]
+MAX_SEGMENTS = 64
+"""More segments than this are merged into one (each LIVE write-back adds a small one)."""
 
 
 def overlay_dir(root: str | os.PathLike[str], mllm_sha256: str) -> Path:
@@ -89,6 +91,25 @@ class OverlayStore:
     def read(self) -> pd.DataFrame:
         """Every item's newest plan (OVERLAY_COLUMNS), from all segments."""
         return read_segments(self.segments())
+
+    def compact(self, max_segments: int = MAX_SEGMENTS) -> bool:
+        """Merge every segment into one when there are more than ``max_segments``; True when it did.
+
+        The merged segment is written durably under a name that sorts right after the newest segment it merges
+        (and before any written meanwhile), then the merged ones are removed: a crash in between leaves
+        duplicates with the same content, never a loss.
+        """
+        segments = self.segments()
+        if len(segments) <= max_segments:
+            return False
+        merged = read_segments(segments)
+        target = segments[-1].with_name(segments[-1].name.removesuffix(".parquet") + ".z.parquet")
+        _write_durably(target, lambda path: merged.to_parquet(path, index=False))
+        for segment in segments:
+            if segment != target:
+                segment.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
+        return True
 
 
 def read_segments(segments: Iterable[Path]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from planner.content import ContextContent
@@ -97,3 +98,16 @@ def test_overlay_plans_survive_a_restart(tmp_path: Path) -> None:
     assert [c.cluster_id for c in plans.get("v7")] == ["c1", "c2"]
     reopened = OverlayPlans(OverlayStore(tmp_path, SHA_A))
     assert [c.cluster_id for c in reopened.get("v7")] == ["c1", "c2"] and reopened.version == plans.version
+
+
+def test_overlay_compaction_keeps_every_newest_plan(tmp_path: Path) -> None:
+    store = OverlayStore(tmp_path, SHA_A)
+    for index in range(12):
+        store.append(plan_rows(f"v{index % 5}", [(f"c{index}", -1.0, "")]))
+    before = read_overlay(tmp_path, SHA_A).sort_values("item_id", ignore_index=True)
+    assert not store.compact(max_segments=12) and store.compact(max_segments=4)
+    assert len(store.segments()) == 1
+    after = read_overlay(tmp_path, SHA_A).sort_values("item_id", ignore_index=True)
+    pd.testing.assert_frame_equal(after, before)
+    store.append(plan_rows("v0", [("c-newer", -1.0, "")]))  # written after compaction: still wins
+    assert read_overlay(tmp_path, SHA_A).set_index("item_id").loc["v0", "cluster_id"] == "c-newer"

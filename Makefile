@@ -56,32 +56,35 @@ lint: setup  ## ruff check and format check, and the layer contract (import-lint
 demo: setup  ## The whole embedded pipeline on synthetic data, then serve and query it
 	$(BIN)/python -m serendip.demo --artifacts $(ARTIFACTS)
 
+# The stage targets below run the stage graph (serendip/pipeline.py): the named stage always runs, what it reads
+# is built first when missing, and stages whose inputs are unchanged are reused. Each job also runs alone:
+# `python -m serendip.jobs.<job> --help`.
 world: setup  ## Synthetic demo world: 2,000 mp4s, 1,500 users (about 1 min)
-	$(BIN)/python -m serendip.jobs.make_world --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until world --rerun world
 
 tree: setup  ## 4-level cluster tree of the latest world, with a balance/NMI report
-	$(BIN)/python -m serendip.jobs.build_tree --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until tree --rerun tree
 
 curate: setup  ## Serendipitous SFT examples (every prompt variant) from the latest world and tree
-	$(BIN)/python -m serendip.jobs.curate --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until curation --rerun curation
 
 data: setup  ## world -> tree -> curation through the stage graph (finished stages with unchanged inputs are reused)
 	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until curation
 
-train-mllm: setup  ## Fine-tune the planner MLLM (video CoT, 4 frames) -> artifacts/mllm/<version>
-	$(BIN)/python -m serendip.jobs.train_mllm --curation $(ARTIFACTS)/curation --artifacts $(ARTIFACTS)
+train-mllm: setup  ## Fine-tune the planner MLLM (video CoT, 4 frames, 6-minute budget) -> artifacts/mllm/<version>
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until mllm --rerun mllm
 
 ablations: setup  ## Paper Figs 3-5: prompt variants, frame counts, thumbnail -> reports/mllm_ablations/<stamp>
 	$(BIN)/python -m serendip.jobs.mllm_ablations --curation $(ARTIFACTS)/curation
 
 train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluated against popularity
-	$(BIN)/python -m serendip.jobs.train_sasrec --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until sasrec --rerun sasrec
 
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)
 
 build-engines: setup  ## Triton model repository from the trained MLLM and SASRec (ENGINE=torch|tensorrt_llm DEVICE=cpu|cuda)
-	$(BIN)/python -m triton_models.build_engines --artifacts $(ARTIFACTS) --engine $(ENGINE) --device $(DEVICE)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until model_repository --rerun model_repository --engine $(ENGINE) --device $(DEVICE)
 
 bench: setup  ## Benchmarks; results in bench/results/<date>.json, reports/replay/<stamp>/ and BENCHMARKS.md
 	$(BIN)/python -m bench.run --output-dir bench/results --artifacts $(ARTIFACTS)
@@ -129,9 +132,7 @@ ray-down:  ## Stop the Ray head started by ray-up (only that one)
 # address file it leaves would make a plain ray.init() look for the dead head.
 
 batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental (joins RAY_ADDRESS when set)
-	$(BIN)/python -m serendip.jobs.popular_corpus --artifacts $(ARTIFACTS)
-	$(BIN)/python -m ray_jobs.decode_frames --artifacts $(ARTIFACTS)
-	$(BIN)/python -m ray_jobs.batch_plans --artifacts $(ARTIFACTS)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until plans --rerun corpus --rerun frames --rerun plans
 
 # --- Load tests and reliability runs (docs/loadtest.md); loopback only, every run bounded -------------------
 LOADTEST_ARGS ?= --target plan --target retrieve --target recommend --mode sweep

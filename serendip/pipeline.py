@@ -6,7 +6,9 @@ read now (its manifest's input records match them); otherwise, or with ``rebuild
 demo``, ``make data``, the benchmarks and the test fixtures all build their artifacts through this graph, with a
 :class:`PipelineConfig` preset (``DEMO``, ``SMALL``) or their own sizes.
 
-``python -m serendip.pipeline --until tree`` runs the graph up to a kind.
+``python -m serendip.pipeline --until tree`` builds a kind and what it reads; ``--rerun tree`` runs that stage even
+when its output is reusable. The Makefile's stage targets (``make world``, ``tree``, ``curate``, ``train-mllm``,
+``train-sasrec``, ``build-engines``, ``batch-plans``, ``data``) are such calls.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class PipelineConfig:
     mllm_checkpoint_every: int | None = None
     sasrec_epochs: int | None = None
     mllm_queue_delay_us: int | None = None
+    engine: str = "torch"
+    """``make build-engines ENGINE=``: torch or tensorrt_llm."""
+    device: str = "cpu"
+    """``make build-engines DEVICE=``: cpu or cuda."""
     quiet: bool = False
 
 
@@ -207,25 +213,43 @@ def reusable(stage: Stage, existing: Path, inputs: dict[str, Path]) -> bool:
     return True
 
 
+def stages_for(until: str | None) -> tuple[Stage, ...]:
+    """The stages that build ``until`` (it and everything it reads, transitively), in graph order; all for None."""
+    if until is None:
+        return STAGES
+    if until not in KINDS:
+        raise ValueError(f"until must be one of {', '.join(KINDS)}, got {until!r}")
+    by_kind = {stage.kind: stage for stage in STAGES}
+    needed, pending = set(), [until]
+    while pending:
+        kind = pending.pop()
+        if kind not in needed:
+            needed.add(kind)
+            pending += by_kind[kind].reads
+    return tuple(stage for stage in STAGES if stage.kind in needed)
+
+
 def run_pipeline(
     root: Path,
     config: PipelineConfig,
-    until: str = PLANS_KIND,
+    until: str | None = None,
     rebuild: bool = False,
     log: Callable[[str], None] = print,
+    rerun: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Run (or reuse) every stage up to and including the one publishing ``until``; returns kind -> version dir."""
-    if until not in KINDS:
-        raise ValueError(f"until must be one of {', '.join(KINDS)}, got {until!r}")
+    """Run (or reuse) the stages that build ``until`` (every stage for None); returns kind -> version dir.
+
+    ``rebuild`` runs every stage; ``rerun`` names kinds whose stage runs even when its output is reusable (the
+    stages after it then run too, since their inputs changed).
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    stages = STAGES[: KINDS.index(until) + 1]
     ray_started = False
     built: dict[str, Path] = {}
     with contextlib.ExitStack() as ray:
-        for stage in stages:
+        for stage in stages_for(until):
             inputs = {kind: built[kind] for kind in stage.reads}
-            existing = None if rebuild else _newest(root, stage.kind)
+            existing = None if rebuild or stage.kind in rerun else _newest(root, stage.kind)
             if existing is not None and reusable(stage, existing, inputs):
                 log(f"==> {stage.name}: reusing {existing}")
                 built[stage.kind] = existing
@@ -249,20 +273,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--artifacts", type=Path, default=Path("artifacts"), help="artifact root (default: %(default)s)"
     )
-    parser.add_argument("--until", choices=KINDS, default=PLANS_KIND, help="last kind to build (default: %(default)s)")
+    parser.add_argument("--until", choices=KINDS, help="build only this kind and what it reads (default: every kind)")
+    parser.add_argument(
+        "--rerun",
+        choices=KINDS,
+        action="append",
+        default=[],
+        help="run this kind's stage even when its output is reusable (repeatable); later stages follow",
+    )
+    parser.add_argument("--engine", choices=("torch", "tensorrt_llm"), default="torch", help="build-engines engine")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="build-engines device")
     parser.add_argument("--preset", choices=("demo", "small"), default="demo", help="sizes (default: %(default)s)")
     parser.add_argument("--rebuild", action="store_true", help="run every stage even when its output is reusable")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Run the graph and list what it built or reused."""
     args = parse_args(argv)
     config = {"demo": DEMO, "small": SMALL}[args.preset]
-    if args.quiet:
-        config = dataclasses.replace(config, quiet=True)
-    built = run_pipeline(args.artifacts, config, args.until, args.rebuild, log=lambda line: print(line, flush=True))
+    config = dataclasses.replace(config, engine=args.engine, device=args.device, quiet=args.quiet or config.quiet)
+    built = run_pipeline(args.artifacts, config, args.until, args.rebuild, log=_print, rerun=args.rerun)
     for kind, path in built.items():
         print(f"  {kind:<17}{path}")
     return built

@@ -1,4 +1,5 @@
-"""Serving by lineage: one model repository decides every artifact served; stale or foreign ones are refused."""
+"""Lineage: one model repository decides every artifact served (stale or foreign ones are refused), and the stage
+graph reuses an output only when it was built from the current inputs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from planner.plan_watcher import PlanTableWatcher
 from serendip.artifacts.lineage import LineageError, resolve_bundle
 from serendip.artifacts.plans import plan_rows, publish_plan_table
 from serendip.artifacts.store import ArtifactWriter, input_record
+from serendip.pipeline import STAGES, reusable, stages_for
 
 
 def _publish(root: Path, kind: str, seed: int, **inputs: Path) -> Path:
@@ -99,3 +101,20 @@ def test_serve_refuses_with_a_message_not_a_traceback(tmp_path: Path) -> None:
     )
     assert completed.returncode != 0
     assert "make build-engines" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_the_stage_graph_builds_a_kind_from_what_it_reads_only() -> None:
+    assert [stage.kind for stage in stages_for("sasrec")] == ["world", "sasrec"]
+    assert [stage.kind for stage in stages_for("model_repository")] == [
+        "world", "tree", "curation", "mllm", "sasrec", "model_repository"
+    ]  # fmt: skip
+    assert "sasrec" not in [stage.kind for stage in stages_for("plans")]
+    assert len(stages_for(None)) == len(STAGES)
+
+
+def test_a_stage_is_reused_only_when_built_from_the_current_inputs(tmp_path: Path) -> None:
+    built = _lineage(tmp_path)
+    curation_stage = next(stage for stage in STAGES if stage.kind == "curation")
+    assert reusable(curation_stage, built.curation, {"world": built.world, "tree": built.tree})
+    newer_tree = _publish(tmp_path, "tree", 2, world=built.world)
+    assert not reusable(curation_stage, built.curation, {"world": built.world, "tree": newer_tree})

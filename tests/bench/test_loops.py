@@ -126,6 +126,7 @@ def test_sweep_levels_and_best_under_slo() -> None:
     assert best_under_slo(steps, slo_p99_ms=0.0) is None
 
 
+@pytest.mark.slow  # 15 s; the sweep's pieces have their own tests in make test
 def test_saturation_finder_brackets_the_capacity() -> None:
     # 4 slots of 10 ms: at most 400 requests/s can be served. At 1.25x that, 1.5 s leave a backlog of 150
     # requests (375 ms of waiting) at the end, so no rate above 500/s can meet a 250 ms p99.

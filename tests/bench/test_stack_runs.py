@@ -133,6 +133,7 @@ def test_recommend_with_the_documented_maximum_of_exclusions(stack) -> None:
     assert response.items
 
 
+@pytest.mark.slow  # 16 s; Triton down and back is covered for each service in make test
 def test_triton_killed_under_load(stack, mix) -> None:
     running, cached = stack
     uncached = mix.restricted_to(set(mix.item_ids.tolist()) - cached)

@@ -12,7 +12,7 @@ from typing import Any
 
 from planner import metrics
 from serendip.artifacts.overlay import OverlayStore
-from serendip.artifacts.plans import CachedCluster, plans_by_item
+from serendip.artifacts.plans import PLAN_COLUMNS, CachedCluster, plans_by_item, plans_from_rows
 
 
 class OverlayPlans:
@@ -38,18 +38,5 @@ class OverlayPlans:
     async def put(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write ``rows`` (PLAN_COLUMNS) durably as one segment, then serve them."""
         await asyncio.to_thread(self._append, rows)
-        for item_id, entries in _by_item(rows).items():
-            self.plans[item_id] = entries
+        self.plans.update(plans_from_rows(tuple(row[column] for column in PLAN_COLUMNS) for row in rows))
         metrics.OVERLAY_ITEMS.set(len(self.plans))
-
-
-def _by_item(rows: Sequence[dict[str, Any]]) -> dict[str, list[CachedCluster]]:
-    """item id -> clusters by rank, from rows of PLAN_COLUMNS (no pandas: this runs on the serving loop)."""
-    plans: dict[str, list[tuple[int, CachedCluster]]] = {}
-    for row in rows:
-        cluster = CachedCluster(row["cluster_id"], float(row["score"]), row["reasoning"] or "")
-        plans.setdefault(row["item_id"], []).append((int(row["rank"]), cluster))
-    return {
-        item_id: [cluster for _, cluster in sorted(ranked, key=lambda pair: pair[0])]
-        for item_id, ranked in plans.items()
-    }

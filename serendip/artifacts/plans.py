@@ -32,15 +32,23 @@ class CachedCluster:
     reasoning: str
 
 
+def plans_from_rows(rows: Iterable[tuple[str, int, str, float, str | None]]) -> dict[str, list[CachedCluster]]:
+    """item id -> clusters best first, from (item_id, rank, cluster_id, score, reasoning) tuples in any order.
+
+    Plain Python (no DataFrame), so the Planner can fold a written batch in on its serving loop.
+    """
+    ranked: dict[str, list[tuple[int, CachedCluster]]] = {}
+    for item_id, rank, cluster_id, score, reasoning in rows:
+        ranked.setdefault(item_id, []).append((int(rank), CachedCluster(cluster_id, float(score), reasoning or "")))
+    return {
+        item_id: [cluster for _, cluster in sorted(pairs, key=lambda pair: pair[0])]
+        for item_id, pairs in ranked.items()
+    }
+
+
 def plans_by_item(frame: pd.DataFrame) -> dict[str, list[CachedCluster]]:
-    """item id -> clusters best first, from rows of PLAN_COLUMNS."""
-    plans: dict[str, list[CachedCluster]] = {}
-    ordered = frame.sort_values(["item_id", "rank"], kind="stable")
-    for item_id, cluster_id, score, reasoning in ordered[["item_id", "cluster_id", "score", "reasoning"]].itertuples(
-        index=False
-    ):
-        plans.setdefault(item_id, []).append(CachedCluster(cluster_id, float(score), reasoning or ""))
-    return plans
+    """item id -> clusters best first, from a table of PLAN_COLUMNS."""
+    return plans_from_rows(frame[PLAN_COLUMNS].itertuples(index=False, name=None))
 
 
 class PlanTable:

@@ -43,6 +43,7 @@ from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLANS_FILE, publish_plan_table
 from serendip.artifacts.store import read_manifest
 from serendip.artifacts.world import WORLD_KIND
+from serendip.jobs.make_world import MakeWorldJob
 from serendip.pipeline import SMALL, run_pipeline
 
 GOALS = {"incremental_vs_full": 8.0, "ray_decode_vs_plain_loop": 0.8, "two_vs_one_workers": 1.7}
@@ -55,7 +56,7 @@ CEILING_COPIES = 2
 
 def _build_chain(root: Path, items: int) -> tuple[Path, Path]:
     """World (``items`` videos) -> tree -> curation -> MLLM; returns (world dir, MLLM dir)."""
-    config = dataclasses.replace(SMALL, items=items, users=items, seed=11, branching=None)
+    config = dataclasses.replace(SMALL, world=MakeWorldJob(items=items, users=items, seed=11))
     built = run_pipeline(root, config, until=MLLM_KIND, log=lambda _: None)
     return built[WORLD_KIND], built[MLLM_KIND]
 

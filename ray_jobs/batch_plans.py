@@ -14,95 +14,94 @@ skips the shards it had committed and loses or duplicates nothing. See docs/ray_
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from ray_jobs.cli import add_ray_arguments, configure_logging, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, pool_size
 from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
 from ray_jobs.ray_runtime import cluster_resource, ray_session
 from serendip.artifacts.frames import FRAMES_KIND
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLANS_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
+from serendip.core.cli import parse_config
 from serendip.core.errors import ArtifactError, DataError
 from serendip.models.mllm.errors import MllmError
 
-ENGINES = ("torch", "tensorrt_llm")
+
+@dataclass(frozen=True)
+class BatchPlansJob(RayOptions):
+    """Options of one planning run: the inputs, planning, incremental runs, the Ray pool."""
+
+    frame_store: Path | None = None
+    """frame store artifact (None: <artifacts>/frames)"""
+    mllm: Path | None = None
+    """MLLM artifact (None: <artifacts>/mllm)"""
+    curation: Path | None = None
+    """curation with the model's tree (None: the one it names)"""
+    engine: Literal["torch", "tensorrt_llm"] = "torch"
+    """planner engine"""
+    top_n: int = DEFAULT_TOP_N
+    """clusters kept per item"""
+    gpus_per_worker: float | None = None
+    """GPUs per actor (None: 1 when the cluster has GPUs, else 0: CPU inference)"""
+    full: bool = False
+    """plan every item, ignoring the previous plans version"""
+    previous: Path | None = None
+    """plans version to merge with (None: <artifacts>/plans LATEST)"""
+    shard_size: int = DEFAULT_SHARD_SIZE
+    """items per committed shard; a small run is split so no worker idles"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """no progress bars or stage logs"""
+
+    def __post_init__(self) -> None:
+        if self.full and self.previous is not None:
+            raise ValueError("give --full or --previous, not both")
+        if self.top_n < 1 or self.shard_size < 1:
+            raise ValueError("--top-n and --shard-size must be >= 1")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ray_jobs.batch_plans", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    inputs = parser.add_argument_group("inputs")
-    inputs.add_argument("--frame-store", type=Path, help="frame store artifact (default: <artifacts>/frames)")
-    inputs.add_argument("--mllm", type=Path, help="MLLM artifact (default: <artifacts>/mllm)")
-    inputs.add_argument("--curation", type=Path, help="curation with the model's tree (default: the one it names)")
-    model = parser.add_argument_group("planning")
-    model.add_argument("--engine", choices=ENGINES, default="torch", help="planner engine (default: %(default)s)")
-    model.add_argument("--top-n", type=int, default=DEFAULT_TOP_N, help="clusters kept per item (default: %(default)s)")
-    model.add_argument(
-        "--gpus-per-worker",
-        type=float,
-        help="GPUs per actor (default: 1 when the cluster has GPUs, else 0: CPU inference)",
-    )
-    runs = parser.add_argument_group("incremental runs")
-    runs.add_argument("--full", action="store_true", help="plan every item, ignoring the previous plans version")
-    runs.add_argument("--previous", type=Path, help="plans version to merge with (default: <artifacts>/plans LATEST)")
-    runs.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help="items per committed shard; a small run is split so no worker idles (default: %(default)s)",
-    )
-    add_ray_arguments(parser, "planning")
-    parser.add_argument(
-        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="artifacts root (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or stage logs")
-    args = parser.parse_args(argv)
-    if args.full and args.previous is not None:
-        parser.error("give --full or --previous, not both")
-    if args.top_n < 1 or args.shard_size < 1:
-        parser.error("--top-n and --shard-size must be >= 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> PlansResult:
+def run(job: BatchPlansJob) -> PlansResult:
     """Plan new and changed items and publish a merged plans version; returns what the run did."""
-    args = parse_args(argv)
-    configure_logging(args.quiet)
-    store_dir = resolve_artifact(args.frame_store or args.artifacts / FRAMES_KIND, FRAMES_KIND)
-    model = PlanningModel.load(args.mllm or args.artifacts / MLLM_KIND, args.curation)
+    configure_logging(job.quiet)
+    store_dir = resolve_artifact(job.frame_store or job.artifacts / FRAMES_KIND, FRAMES_KIND)
+    model = PlanningModel.load(job.mllm or job.artifacts / MLLM_KIND, job.curation)
     previous = None
-    if not args.full:
+    if not job.full:
         try:
-            previous = resolve_artifact(args.previous or args.artifacts / PLANS_KIND, PLANS_KIND)
+            previous = resolve_artifact(job.previous or job.artifacts / PLANS_KIND, PLANS_KIND)
         except ArtifactError:
-            if args.previous is not None:
+            if job.previous is not None:
                 raise
-    with ray_session(args.address, args.num_cpus):
-        gpus_per_worker = args.gpus_per_worker
+    with ray_session(job.address, job.num_cpus):
+        gpus_per_worker = job.gpus_per_worker
         if gpus_per_worker is None:
             gpus_per_worker = 1.0 if cluster_resource("GPU") else 0.0
         result = run_batch_plans(
-            args.artifacts,
+            job.artifacts,
             store_dir,
             model,
             previous,
-            engine=args.engine,
-            top_n=args.top_n,
-            shard_size=args.shard_size,
-            workers=pool_size(args.workers, args.cpus_per_worker, gpus_per_worker),
-            cpus_per_worker=args.cpus_per_worker,
+            engine=job.engine,
+            top_n=job.top_n,
+            shard_size=job.shard_size,
+            workers=pool_size(job.workers, job.cpus_per_worker, gpus_per_worker),
+            cpus_per_worker=job.cpus_per_worker,
             num_gpus=gpus_per_worker,
-            progress=not args.quiet,
+            progress=not job.quiet,
         )
     print(json.dumps(result.report(), indent=1))
     return result
+
+
+def main(argv: list[str] | None = None) -> PlansResult:
+    """``run`` with options from the command line."""
+    return run(parse_config(BatchPlansJob, argv, __doc__, "python -m ray_jobs.batch_plans"))
 
 
 if __name__ == "__main__":

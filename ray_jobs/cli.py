@@ -1,26 +1,23 @@
-"""Command-line pieces shared by the Ray jobs: Ray connection and pool size, logging."""
+"""Options shared by the Ray jobs: Ray connection and pool size, logging."""
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser, worker_noun: str) -> None:
-    """--address / --num-cpus / --workers / --cpus-per-worker."""
-    ray_group = parser.add_argument_group("ray")
-    ray_group.add_argument(
-        "--address",
-        help="Ray cluster to join, e.g. 127.0.0.1:6379 (default: $RAY_ADDRESS as set by `ray job submit`, "
-        "else a local Ray on 127.0.0.1)",
-    )
-    ray_group.add_argument("--num-cpus", type=int, help="CPUs of a local Ray started by this job (default: all)")
-    ray_group.add_argument(
-        "--workers", type=int, help=f"{worker_noun} actors (default: one per GPU, else per --cpus-per-worker CPUs)"
-    )
-    ray_group.add_argument(
-        "--cpus-per-worker", type=float, default=1.0, help="CPUs (and threads) per actor (default: %(default)s)"
-    )
+@dataclass(frozen=True)
+class RayOptions:
+    """The Ray options of a job: the cluster to join (or the local Ray to start) and its actor pool."""
+
+    address: str | None = None
+    """Ray cluster to join, e.g. 127.0.0.1:6379 (None: $RAY_ADDRESS as set by `ray job submit`, else a local Ray)"""
+    num_cpus: int | None = None
+    """CPUs of a local Ray started by this job (None: all)"""
+    workers: int | None = None
+    """actors (None: one per GPU, else per --cpus-per-worker CPUs)"""
+    cpus_per_worker: float = 1.0
+    """CPUs (and threads) per actor"""
 
 
 def pool_size(requested: int | None, cpus_per_worker: float, gpus_per_worker: float = 0) -> int:

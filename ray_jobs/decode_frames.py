@@ -13,92 +13,82 @@ restarted with the same inputs skips the shards it had committed. Frame count an
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from ray_jobs.cli import add_ray_arguments, configure_logging, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, pool_size
 from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from ray_jobs.ray_runtime import ray_session
-from serendip.artifacts.catalogue import add_catalogue_arguments, load_catalogue
+from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
 from serendip.artifacts.corpus import CORPUS_KIND, load_corpus_ids
 from serendip.artifacts.frames import FRAMES_KIND, DecodeSettings
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
+from serendip.core.cli import parse_config
 from serendip.core.errors import ArtifactError, DataError
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ray_jobs.decode_frames",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_catalogue_arguments(parser)
-    corpus = parser.add_argument_group("corpus")
-    corpus.add_argument("--corpus", type=Path, help="corpus artifact (default: <artifacts>/corpus)")
-    corpus.add_argument("--all-items", action="store_true", help="decode the whole catalogue, not a corpus")
-    decoding = parser.add_argument_group("decoding (defaults: the MLLM's)")
-    decoding.add_argument(
-        "--mllm", type=Path, help="MLLM artifact whose frame settings to use (default: <artifacts>/mllm)"
-    )
-    decoding.add_argument("--frames", type=int, help=f"frames per item (no MLLM: {DecodeSettings.num_frames})")
-    decoding.add_argument(
-        "--image-size", type=int, help=f"longer side of stored pixels (no MLLM: {DecodeSettings.image_size})"
-    )
-    decoding.add_argument("--size-multiple", type=int, help="round stored sides to a multiple of this (no MLLM: 1)")
-    runs = parser.add_argument_group("incremental runs")
-    runs.add_argument("--full", action="store_true", help="decode every item, ignoring the previous frame store")
-    runs.add_argument(
-        "--previous", type=Path, help="frame store version to carry from (default: <artifacts>/frames LATEST)"
-    )
-    runs.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help="videos per shard; a small run is split so no worker idles (default: %(default)s)",
-    )
-    add_ray_arguments(parser, "decoding")
-    parser.add_argument(
-        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="artifacts root (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or stage logs")
-    args = parser.parse_args(argv)
-    if args.corpus is not None and args.all_items:
-        parser.error("give --corpus or --all-items, not both")
-    if args.full and args.previous is not None:
-        parser.error("give --full or --previous, not both")
-    if args.shard_size < 1:
-        parser.error("--shard-size must be >= 1")
-    return args
+@dataclass(frozen=True)
+class DecodeFramesJob(RayOptions, CatalogueSource):
+    """Options of one decoding run: the catalogue and corpus, the Ray pool, the decode settings, incremental runs."""
 
+    corpus: Path | None = None
+    """corpus artifact (None: <artifacts>/corpus)"""
+    all_items: bool = False
+    """decode the whole catalogue, not a corpus"""
+    mllm: Path | None = None
+    """MLLM artifact whose frame settings to use (None: <artifacts>/mllm)"""
+    frames: int | None = None
+    """frames per item (None: the MLLM's; no MLLM: 4)"""
+    image_size: int | None = None
+    """longer side of stored pixels (None: the MLLM's; no MLLM: 32)"""
+    size_multiple: int | None = None
+    """round stored sides to a multiple of this (None: the MLLM's; no MLLM: 1)"""
+    full: bool = False
+    """decode every item, ignoring the previous frame store"""
+    previous: Path | None = None
+    """frame store version to carry from (None: <artifacts>/frames LATEST)"""
+    shard_size: int = DEFAULT_SHARD_SIZE
+    """videos per shard; a small run is split so no worker idles"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """no progress bars or stage logs"""
 
-def decode_settings(args: argparse.Namespace) -> DecodeSettings:
-    """The MLLM's settings (when an MLLM artifact is there), overridden by explicit flags."""
-    mllm = args.mllm or args.artifacts / MLLM_KIND
-    try:
-        base = settings_for_model(resolve_artifact(mllm, MLLM_KIND))
-    except ArtifactError:
-        if args.mllm is not None:
-            raise
-        base = DecodeSettings()
-    return DecodeSettings(
-        num_frames=args.frames or base.num_frames,
-        image_size=args.image_size or base.image_size,
-        size_multiple=args.size_multiple or base.size_multiple,
-    )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.corpus is not None and self.all_items:
+            raise ValueError("give --corpus or --all-items, not both")
+        if self.full and self.previous is not None:
+            raise ValueError("give --full or --previous, not both")
+        if self.shard_size < 1:
+            raise ValueError("--shard-size must be >= 1")
 
-
-def main(argv: list[str] | None = None) -> DecodeResult:
-    """Decode and publish a frame store version; returns what the run did."""
-    args = parse_args(argv)
-    configure_logging(args.quiet)
-    items, inputs = load_catalogue(args)
-    if not args.all_items:
+    def decode_settings(self) -> DecodeSettings:
+        """The MLLM's settings (when an MLLM artifact is there), overridden by the explicit options."""
+        mllm = self.mllm or self.artifacts / MLLM_KIND
         try:
-            corpus_ids, corpus_dir = load_corpus_ids(args.corpus or args.artifacts / CORPUS_KIND)
+            base = settings_for_model(resolve_artifact(mllm, MLLM_KIND))
+        except ArtifactError:
+            if self.mllm is not None:
+                raise
+            base = DecodeSettings()
+        return DecodeSettings(
+            num_frames=self.frames or base.num_frames,
+            image_size=self.image_size or base.image_size,
+            size_multiple=self.size_multiple or base.size_multiple,
+        )
+
+
+def run(job: DecodeFramesJob) -> DecodeResult:
+    """Decode and publish a frame store version; returns what the run did."""
+    configure_logging(job.quiet)
+    items, inputs = load_catalogue(job, job.artifacts)
+    if not job.all_items:
+        try:
+            corpus_ids, corpus_dir = load_corpus_ids(job.corpus or job.artifacts / CORPUS_KIND)
         except ArtifactError as error:
             raise ArtifactError(f"{error}; run `python -m serendip.jobs.popular_corpus` or pass --all-items") from None
         unknown = set(corpus_ids) - set(items["item_id"])
@@ -107,26 +97,31 @@ def main(argv: list[str] | None = None) -> DecodeResult:
         items = items[items["item_id"].isin(corpus_ids)]
         inputs["corpus"] = input_record(corpus_dir)
     previous = None
-    if not args.full:
+    if not job.full:
         try:
-            previous = resolve_artifact(args.previous or args.artifacts / FRAMES_KIND, FRAMES_KIND)
+            previous = resolve_artifact(job.previous or job.artifacts / FRAMES_KIND, FRAMES_KIND)
         except ArtifactError:
-            if args.previous is not None:
+            if job.previous is not None:
                 raise
-    with ray_session(args.address, args.num_cpus):
+    with ray_session(job.address, job.num_cpus):
         result = run_decode(
-            args.artifacts,
+            job.artifacts,
             items,
-            decode_settings(args),
+            job.decode_settings(),
             inputs,
             previous_dir=previous,
-            shard_size=args.shard_size,
-            workers=pool_size(args.workers, args.cpus_per_worker),
-            cpus_per_worker=args.cpus_per_worker,
-            progress=not args.quiet,
+            shard_size=job.shard_size,
+            workers=pool_size(job.workers, job.cpus_per_worker),
+            cpus_per_worker=job.cpus_per_worker,
+            progress=not job.quiet,
         )
     print(json.dumps(result.report(), indent=1))
     return result
+
+
+def main(argv: list[str] | None = None) -> DecodeResult:
+    """``run`` with options from the command line."""
+    return run(parse_config(DecodeFramesJob, argv, __doc__, "python -m ray_jobs.decode_frames"))
 
 
 if __name__ == "__main__":

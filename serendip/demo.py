@@ -47,7 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_everything(args: argparse.Namespace) -> None:
     """Stages 1-7 through the stage graph (finished stages whose inputs are unchanged are reused)."""
-    config = dataclasses.replace(DEMO, mllm_minutes=args.mllm_minutes, sasrec_epochs=args.sasrec_epochs)
+    config = dataclasses.replace(
+        DEMO,
+        mllm=dataclasses.replace(DEMO.mllm, max_minutes=args.mllm_minutes),
+        sasrec=dataclasses.replace(DEMO.sasrec, epochs=args.sasrec_epochs),
+    )
     run_pipeline(args.artifacts, config, rebuild=args.rebuild, log=lambda line: print(line, flush=True))
 
 

@@ -1,10 +1,11 @@
 """The stage graph: world -> tree -> curation -> MLLM, SASRec -> model repository -> corpus -> frames -> plans.
 
-Every stage is a job (its CLI can be run alone) that publishes one artifact kind. :func:`run_pipeline` runs the
-stages in order and reuses a stage's newest output when it was built from the very versions the stage would
-read now (its manifest's input records match them); otherwise, or with ``rebuild``, the stage runs. ``make
-demo``, ``make data``, the benchmarks and the test fixtures all build their artifacts through this graph, with a
-:class:`PipelineConfig` preset (``DEMO``, ``SMALL``) or their own sizes.
+Every stage is a job that publishes one artifact kind: ``run(config)`` on the job's config dataclass, which
+:class:`PipelineConfig` holds (its CLI runs it alone). :func:`run_pipeline` runs the stages in order and reuses a
+stage's newest output when it was built from the very versions the stage would read now (its manifest's input
+records match them); otherwise, or with ``rebuild``, the stage runs. ``make demo``, ``make data``, the benchmarks
+and the test fixtures all build their artifacts through this graph, with a :class:`PipelineConfig` preset
+(``DEMO``, ``SMALL``) or their own job configs.
 
 ``python -m serendip.pipeline --until tree`` builds a kind and what it reads; ``--rerun tree`` runs that stage even
 when its output is reusable. The Makefile's stage targets (``make world``, ``tree``, ``curate``, ``train-mllm``,
@@ -13,13 +14,14 @@ when its output is reusable. The Makefile's stage targets (``make world``, ``tre
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
 
 from ray_jobs import batch_plans, decode_frames
 from ray_jobs.ray_runtime import ray_session
@@ -33,126 +35,82 @@ from serendip.artifacts.sasrec import SASREC_KIND
 from serendip.artifacts.store import read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND
+from serendip.core.cli import parse_config
 from serendip.core.errors import ArtifactError
 from serendip.jobs import build_tree, curate, make_world, popular_corpus, train_mllm, train_sasrec
 from triton_models import build_engines
+from triton_models.engines import EngineKind
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Sizes and budgets of one run; ``None`` keeps the job's own default."""
+    """Each stage's job config; the graph fills in the inputs it reads, the artifact root and ``quiet``."""
 
-    items: int | None = None
-    users: int | None = None
-    branching: str | None = None
-    seed: int | None = None
-    world_options: tuple[str, ...] = ()
-    """Further ``make_world`` flags, e.g. ``("--frame-size", "32")``."""
-    curate_variants: str | None = None
-    curate_frame_counts: str | None = None
-    mllm_variant: str = "video_cot"
-    mllm_frames: str = "4"
-    mllm_steps: int | None = None
-    mllm_minutes: float | None = None
-    mllm_batch_size: int | None = None
-    mllm_heldout_limit: int | None = None
-    mllm_checkpoint_every: int | None = None
-    sasrec_epochs: int | None = None
-    mllm_queue_delay_us: int | None = None
-    engine: str = "torch"
-    """``make build-engines ENGINE=``: torch or tensorrt_llm."""
-    device: str = "cpu"
-    """``make build-engines DEVICE=``: cpu or cuda."""
+    world: make_world.MakeWorldJob = field(default_factory=make_world.MakeWorldJob)
+    tree: build_tree.BuildTreeJob = field(default_factory=build_tree.BuildTreeJob)
+    curation: curate.CurateJob = field(default_factory=curate.CurateJob)
+    mllm: train_mllm.TrainMllmJob = field(default_factory=train_mllm.TrainMllmJob)
+    sasrec: train_sasrec.TrainSasrecJob = field(default_factory=train_sasrec.TrainSasrecJob)
+    repository: build_engines.BuildEnginesJob = field(default_factory=build_engines.BuildEnginesJob)
+    """``make build-engines ENGINE= DEVICE=`` set its engine and device."""
+    corpus: popular_corpus.PopularCorpusJob = field(default_factory=popular_corpus.PopularCorpusJob)
+    frames: decode_frames.DecodeFramesJob = field(default_factory=decode_frames.DecodeFramesJob)
+    plans: batch_plans.BatchPlansJob = field(default_factory=batch_plans.BatchPlansJob)
     quiet: bool = False
+    """No progress bars in any stage."""
 
 
-DEMO = PipelineConfig(mllm_minutes=6.0, sasrec_epochs=20)
+DEMO = PipelineConfig(mllm=train_mllm.TrainMllmJob(max_minutes=6.0), sasrec=train_sasrec.TrainSasrecJob(epochs=20))
 """``make demo``: the 2,000-item world, every prompt variant curated, a 6-minute MLLM budget."""
 SMALL = PipelineConfig(
-    items=200,
-    users=300,
-    branching="2,2,3,2",
-    seed=7,
-    curate_variants="video_cot",
-    curate_frame_counts="2",
-    mllm_frames="2",
-    mllm_steps=4,
-    mllm_batch_size=4,
-    mllm_heldout_limit=4,
-    mllm_checkpoint_every=4,
-    sasrec_epochs=2,
-    mllm_queue_delay_us=2000,
+    world=make_world.MakeWorldJob(items=200, users=300, branching=(2, 2, 3, 2), seed=7),
+    curation=curate.CurateJob(variants=("video_cot",), frame_counts=(2,)),
+    mllm=train_mllm.TrainMllmJob(frames="2", steps=4, batch_size=4, heldout_limit=4, checkpoint_every=4),
+    sasrec=train_sasrec.TrainSasrecJob(epochs=2),
+    repository=build_engines.BuildEnginesJob(mllm_queue_delay_us=2000),
     quiet=True,
 )
 """Test size: 200 items, an MLLM of 4 steps; the whole graph in about a minute."""
 
 
-def _flags(**options: object) -> list[str]:
-    """``--name value`` for every option that is not None (underscores become dashes)."""
-    return [
-        part
-        for name, value in options.items()
-        if value is not None
-        for part in (f"--{name.replace('_', '-')}", str(value))
-    ]
-
-
-def _common(root: Path, config: PipelineConfig) -> list[str]:
-    return ["--artifacts", str(root), *(["--quiet"] if config.quiet else [])]
-
-
 def _world(root: Path, config: PipelineConfig, _: dict[str, Path]) -> object:
-    sizes = _flags(items=config.items, users=config.users, branching=config.branching, seed=config.seed)
-    return make_world.main([*sizes, *config.world_options, *_common(root, config)])
+    return make_world.run(replace(config.world, artifacts=root, quiet=config.quiet))
 
 
 def _tree(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    return build_tree.main(["--world", str(inputs[WORLD_KIND]), *_common(root, config)])
+    return build_tree.run(replace(config.tree, world=inputs[WORLD_KIND], artifacts=root, quiet=config.quiet))
 
 
 def _curation(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    options = _flags(variants=config.curate_variants, frame_counts=config.curate_frame_counts)
-    sources = ["--world", str(inputs[WORLD_KIND]), "--tree", str(inputs[TREE_KIND])]
-    return curate.main([*sources, *options, *_common(root, config)])
+    sources = {"world": inputs[WORLD_KIND], "tree": inputs[TREE_KIND]}
+    return curate.run(replace(config.curation, **sources, artifacts=root, quiet=config.quiet))
 
 
 def _mllm(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    options = _flags(
-        variant=config.mllm_variant,
-        frames=config.mllm_frames if config.mllm_variant != "text_only" else None,
-        steps=config.mllm_steps,
-        max_minutes=config.mllm_minutes,
-        batch_size=config.mllm_batch_size,
-        heldout_limit=config.mllm_heldout_limit,
-        checkpoint_every=config.mllm_checkpoint_every,
-    )
-    return train_mllm.main(["--curation", str(inputs[CURATION_KIND]), *options, *_common(root, config)])
+    return train_mllm.run(replace(config.mllm, curation=inputs[CURATION_KIND], artifacts=root, quiet=config.quiet))
 
 
 def _sasrec(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    options = _flags(epochs=config.sasrec_epochs)
-    return train_sasrec.main(["--data", str(inputs[WORLD_KIND]), *options, "--artifacts", str(root)])
+    return train_sasrec.run(replace(config.sasrec, data=inputs[WORLD_KIND], artifacts=root))
 
 
 def _repository(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    sources = ["--mllm", str(inputs[MLLM_KIND]), "--sasrec", str(inputs[SASREC_KIND])]
-    return build_engines.main(
-        [*sources, *_flags(mllm_queue_delay_us=config.mllm_queue_delay_us), "--artifacts", str(root)]
-    )
+    sources = {"mllm": inputs[MLLM_KIND], "sasrec": inputs[SASREC_KIND]}
+    return build_engines.run(replace(config.repository, **sources, artifacts=root))
 
 
 def _corpus(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    return popular_corpus.main(["--world", str(inputs[WORLD_KIND]), *_common(root, config)])
+    return popular_corpus.run(replace(config.corpus, world=inputs[WORLD_KIND], artifacts=root, quiet=config.quiet))
 
 
 def _frames(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    sources = ["--world", str(inputs[WORLD_KIND]), "--corpus", str(inputs[CORPUS_KIND])]
-    return decode_frames.main([*sources, "--mllm", str(inputs[MLLM_KIND]), *_common(root, config)])
+    sources = {"world": inputs[WORLD_KIND], "corpus": inputs[CORPUS_KIND], "mllm": inputs[MLLM_KIND]}
+    return decode_frames.run(replace(config.frames, **sources, artifacts=root, quiet=config.quiet))
 
 
 def _plans(root: Path, config: PipelineConfig, inputs: dict[str, Path]) -> object:
-    sources = ["--frame-store", str(inputs[FRAMES_KIND]), "--mllm", str(inputs[MLLM_KIND])]
-    return batch_plans.main([*sources, *_common(root, config)])
+    sources = {"frame_store": inputs[FRAMES_KIND], "mllm": inputs[MLLM_KIND]}
+    return batch_plans.run(replace(config.plans, **sources, artifacts=root, quiet=config.quiet))
 
 
 @dataclass(frozen=True)
@@ -265,28 +223,32 @@ def run_pipeline(
     return built
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--artifacts", type=Path, default=Path("artifacts"), help="artifact root (default: %(default)s)"
-    )
-    parser.add_argument("--until", choices=KINDS, help="build only this kind and what it reads (default: every kind)")
-    parser.add_argument(
-        "--rerun",
-        choices=KINDS,
-        action="append",
-        default=[],
-        help="run this kind's stage even when its output is reusable (repeatable); later stages follow",
-    )
-    parser.add_argument("--engine", choices=("torch", "tensorrt_llm"), default="torch", help="build-engines engine")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="build-engines device")
-    parser.add_argument("--preset", choices=("demo", "small"), default="demo", help="sizes (default: %(default)s)")
-    parser.add_argument("--rebuild", action="store_true", help="run every stage even when its output is reusable")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+ArtifactKind = Literal[
+    "world", "tree", "curation", "mllm", "sasrec", "model_repository", "corpus", "frames", "plans"
+]  # fmt: skip
+"""The kinds the graph publishes (``KINDS``, in stage order): the choices of ``--until`` and ``--rerun``."""
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The options of ``python -m serendip.pipeline``."""
+
+    artifacts: Path = Path("artifacts")
+    """artifact root"""
+    until: ArtifactKind | None = None
+    """build only this kind and what it reads (None: every kind)"""
+    rerun: Annotated[tuple[ArtifactKind, ...], tyro.conf.UseAppendAction] = ()
+    """run this kind's stage even when its output is reusable; later stages follow"""
+    engine: EngineKind = EngineKind.TORCH
+    """build-engines engine"""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """build-engines device"""
+    preset: Literal["demo", "small"] = "demo"
+    """sizes"""
+    rebuild: bool = False
+    """run every stage even when its output is reusable"""
+    quiet: bool = False
+    """no progress bars"""
 
 
 def _print(line: str) -> None:
@@ -295,10 +257,11 @@ def _print(line: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Run the graph and list what it built or reused."""
-    args = parse_args(argv)
-    config = {"demo": DEMO, "small": SMALL}[args.preset]
-    config = dataclasses.replace(config, engine=args.engine, device=args.device, quiet=args.quiet or config.quiet)
-    built = run_pipeline(args.artifacts, config, args.until, args.rebuild, log=_print, rerun=args.rerun)
+    options = parse_config(PipelineRun, argv, __doc__, "python -m serendip.pipeline")
+    config = {"demo": DEMO, "small": SMALL}[options.preset]
+    repository = replace(config.repository, engine=options.engine, device=options.device)
+    config = replace(config, repository=repository, quiet=options.quiet or config.quiet)
+    built = run_pipeline(options.artifacts, config, options.until, options.rebuild, log=_print, rerun=options.rerun)
     for kind, path in built.items():
         print(f"  {kind:<17}{path}")
     return built

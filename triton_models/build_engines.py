@@ -14,9 +14,10 @@ Every model has a warm-up, so Triton reports ready only once the models have run
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from google.protobuf import text_format
 
@@ -24,71 +25,67 @@ from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import LIBTORCH_CONFIG_FILE, REPOSITORY_KIND
 from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
+from serendip.core.cli import parse_config
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
 from triton_models.seqrec import seqrec_libtorch_config, write_seqrec_model
 from triton_models.trtllm_engine import NGC_IMAGE_HINT, TensorRTLLMUnavailableError, import_tensorrt_llm
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m triton_models.build_engines",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="default: %(default)s")
-    parser.add_argument("--mllm", type=Path, help="MLLM artifact (default: <artifacts>/mllm, LATEST)")
-    parser.add_argument("--sasrec", type=Path, help="SASRec artifact (default: <artifacts>/sasrec, LATEST)")
-    parser.add_argument(
-        "--engine", choices=[e.value for e in EngineKind], default=EngineKind.TORCH.value, help="default: torch"
-    )
-    parser.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cpu", help="instance kind of both models (default: cpu)"
-    )
-    parser.add_argument("--mllm-instances", type=int, default=1, help="mllm model instances (default: 1)")
-    parser.add_argument(
-        "--mllm-queue-delay-us", type=int, default=5000, help="mllm dynamic-batching delay (default: 5000)"
-    )
-    parser.add_argument(
-        "--seqrec-queue-delay-us", type=int, default=1000, help="seqrec dynamic-batching delay (default: 1000)"
-    )
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class BuildEnginesJob:
+    """Options of one model repository: the trained artifacts, the engine and device, batching."""
+
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    mllm: Path | None = None
+    """MLLM artifact (None: <artifacts>/mllm, LATEST)"""
+    sasrec: Path | None = None
+    """SASRec artifact (None: <artifacts>/sasrec, LATEST)"""
+    engine: EngineKind = EngineKind.TORCH
+    """runtime of the MLLM"""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """instance kind of both models"""
+    mllm_instances: int = 1
+    """mllm model instances"""
+    mllm_queue_delay_us: int = 5000
+    """mllm dynamic-batching delay"""
+    seqrec_queue_delay_us: int = 1000
+    """seqrec dynamic-batching delay"""
 
 
-def build_repository(args: argparse.Namespace) -> Path:
+def build_repository(job: BuildEnginesJob) -> Path:
     """Write a new model_repository version and return its directory."""
-    mllm_dir = resolve_artifact(args.mllm or args.artifacts, MLLM_KIND)
-    sasrec_dir = resolve_artifact(args.sasrec or args.artifacts, SASREC_KIND)
-    engine, gpu = EngineKind(args.engine), args.device == "cuda"
+    mllm_dir = resolve_artifact(job.mllm or job.artifacts, MLLM_KIND)
+    sasrec_dir = resolve_artifact(job.sasrec or job.artifacts, SASREC_KIND)
+    engine, gpu = EngineKind(job.engine), job.device == "cuda"
     parameters = {
         "engine": engine.value,
-        "device": args.device,
-        "mllm_instances": args.mllm_instances,
-        "mllm_queue_delay_us": args.mllm_queue_delay_us,
-        "seqrec_queue_delay_us": args.seqrec_queue_delay_us,
+        "device": job.device,
+        "mllm_instances": job.mllm_instances,
+        "mllm_queue_delay_us": job.mllm_queue_delay_us,
+        "seqrec_queue_delay_us": job.seqrec_queue_delay_us,
     }
     inputs = {"mllm": input_record(mllm_dir), "sasrec": input_record(sasrec_dir)}
     sasrec = SASRecArtifact.load(sasrec_dir)
-    with ArtifactWriter(args.artifacts, REPOSITORY_KIND, parameters, inputs=inputs, bulk_dirs=()) as writer:
+    with ArtifactWriter(job.artifacts, REPOSITORY_KIND, parameters, inputs=inputs, bulk_dirs=()) as writer:
         write_mllm_model(
             writer.dir,
             mllm_dir,
             engine=engine,
             gpu=gpu,
-            instance_count=args.mllm_instances,
-            max_queue_delay_us=args.mllm_queue_delay_us,
+            instance_count=job.mllm_instances,
+            max_queue_delay_us=job.mllm_queue_delay_us,
         )
-        write_seqrec_model(writer.dir, sasrec, max_queue_delay_us=args.seqrec_queue_delay_us, gpu=gpu)
+        write_seqrec_model(writer.dir, sasrec, max_queue_delay_us=job.seqrec_queue_delay_us, gpu=gpu)
         (writer.dir / LIBTORCH_CONFIG_FILE).write_text(text_format.MessageToString(seqrec_libtorch_config(sasrec)))
         writer.counts["models"] = 2
     return writer.final_dir
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """Build, then say how to serve it."""
-    args = parse_args(argv)
-    if args.engine == EngineKind.TENSORRT_LLM.value:
+def run(job: BuildEnginesJob) -> Path:
+    """Build, then say how to serve it; returns the repository version directory."""
+    if job.engine == EngineKind.TENSORRT_LLM:
         try:
             import_tensorrt_llm()
         except TensorRTLLMUnavailableError:
@@ -97,10 +94,15 @@ def main(argv: list[str] | None = None) -> Path:
                 f"TensorRT-LLM: {NGC_IMAGE_HINT}",
                 file=sys.stderr,
             )
-    repository = build_repository(args)
+    repository = build_repository(job)
     print(f"published {repository}")
     print(f"serve it with: make serve   (or tritonserver --model-repository {repository})")
     return repository
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(BuildEnginesJob, argv, __doc__, "python -m triton_models.build_engines"))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ the same manifest input, so lineage reads the same whichever way the catalogue c
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +18,29 @@ from serendip.artifacts.world import WORLD_KIND, load_world
 from serendip.core.schema import load_items
 
 
-def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
-    """--world / --items / --media-root."""
-    source = parser.add_argument_group("catalogue (one of)")
-    source.add_argument("--world", type=Path, help="world artifact: version or kind dir (default: <artifacts>/world)")
-    source.add_argument("--items", type=Path, help="your items.parquet (see docs/data.md for the schema)")
-    source.add_argument("--media-root", type=Path, help="base of relative video/thumbnail paths (default: items' dir)")
+@dataclass(frozen=True)
+class CatalogueSource:
+    """The catalogue options of a job (one of): a world artifact or your items."""
+
+    world: Path | None = None
+    """world artifact: version or kind dir (None: <artifacts>/world unless --items)"""
+    items: Path | None = None
+    """your items.parquet (see docs/data.md for the schema)"""
+    media_root: Path | None = None
+    """base of relative video/thumbnail paths (None: the items' dir)"""
+
+    def __post_init__(self) -> None:
+        if self.world is not None and self.items is not None:
+            raise ValueError("give --world or --items, not both")
 
 
-def load_catalogue(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validated items of --world or --items, and the manifest input record naming them."""
-    if args.world is not None and args.items is not None:
-        raise SystemExit("give --world or --items, not both")
-    if args.items is not None:
-        items, report = load_items(args.items, args.media_root)
-        inputs = {"items": {"path": str(args.items), "sha256": file_sha256(args.items)}}
+def load_catalogue(source: CatalogueSource, artifacts: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validated items of ``source`` (default: the newest world in ``artifacts``) and the input record naming them."""
+    if source.items is not None:
+        items, report = load_items(source.items, source.media_root)
+        inputs = {"items": {"path": str(source.items), "sha256": file_sha256(source.items)}}
     else:
-        world = load_world(args.world or args.artifacts / WORLD_KIND)
+        world = load_world(source.world or artifacts / WORLD_KIND)
         items, report = world.items, world.items_report
         inputs = {"world": input_record(world.dir)}
     if report.rows_dropped:

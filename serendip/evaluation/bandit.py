@@ -21,13 +21,16 @@ In-cluster retrieval is the Retriever's CLUSTER_RESTRICTED mode (see ``arms.Band
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from serendip.core.cluster_tree import ClusterTree
 
-SCOPES = ("novel", "siblings")
+BanditScope = Literal["novel", "siblings"]
+"""Clusters the bandit may pick: any cluster new to the user, or the context's serendipitous siblings."""
+SCOPES: tuple[str, ...] = get_args(BanditScope)
 
 
 class LinUCB:
@@ -101,7 +104,7 @@ class ClusterBandit:
         level: int,
         item_embeddings: Mapping[str, np.ndarray],
         alpha: float = 0.5,
-        scope: str = "novel",
+        scope: BanditScope = "novel",
         delta: int = 1,
     ) -> None:
         if scope not in SCOPES:

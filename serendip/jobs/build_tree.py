@@ -10,116 +10,96 @@ for worlds, truth_match.parquet (each built node's majority true node).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, read_manifest
 from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.core.cli import CommaInts, parse_config
 from serendip.core.cluster_tree import level_column
 from serendip.core.errors import DataError
 from serendip.core.schema import load_items
 from serendip.offline.tree_builder import (
-    BALANCE_MODES,
-    METHODS,
+    BalanceMode,
     TreeBuildConfig,
+    TreeMethod,
     build_tree,
     majority_match,
-    parse_branching,
     tree_report,
 )
 
 TREE_KIND = "tree"
+_TREE = TreeBuildConfig()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    defaults = TreeBuildConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.build_tree",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    source = parser.add_argument_group("input (one of)")
-    source.add_argument(
-        "--world", type=Path, help="world artifact: version dir or kind dir (default: artifacts/world if no --items)"
-    )
-    source.add_argument("--items", type=Path, help="your items.parquet (see docs/data.md for the schema)")
-    source.add_argument("--media-root", type=Path, help="base of relative video/thumbnail paths (default: items' dir)")
-    method = parser.add_argument_group("tree")
-    method.add_argument("--method", choices=METHODS, default=defaults.method, help="default: %(default)s")
-    method.add_argument(
-        "--branching",
-        type=parse_branching,
-        help="children per node at levels 1..4 (default: the world's, else 3,3,4,2)",
-    )
-    method.add_argument(
-        "--balance-by",
-        choices=BALANCE_MODES,
-        default=defaults.balance_by,
-        help="equal item counts, or equal impressions, per node (default: %(default)s)",
-    )
-    method.add_argument(
-        "--size-tolerance",
-        type=float,
-        default=defaults.size_tolerance,
-        help="a child may exceed its equal share of the parent by this fraction (default: %(default)s)",
-    )
-    method.add_argument("--text-weight", type=float, default=defaults.text_weight, help="default: %(default)s")
-    method.add_argument("--visual-weight", type=float, default=defaults.visual_weight, help="default: %(default)s")
-    method.add_argument(
-        "--frames-per-item",
-        type=int,
-        default=defaults.frames_per_item,
-        help="decoded for visual features (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
-    parser.add_argument(
-        "--workers", type=int, default=defaults.workers, help="decoding processes (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="artifacts root (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    if args.world is not None and args.items is not None:
-        parser.error("give --world or --items, not both")
-    if args.items is None and args.world is None:
-        args.world = args.artifacts / WORLD_KIND
-    return args
+@dataclass(frozen=True)
+class BuildTreeJob:
+    """Options of one tree build: the input (a world or your items), the method and its parameters."""
+
+    world: Path | None = None
+    """world artifact: version dir or kind dir (None: <artifacts>/world unless --items)"""
+    items: Path | None = None
+    """your items.parquet (see docs/data.md for the schema), instead of a world"""
+    media_root: Path | None = None
+    """base of relative video/thumbnail paths (None: the items' dir)"""
+    method: TreeMethod = _TREE.method
+    """taxonomy imports the items' taxonomy column, kmeans clusters embeddings, auto: taxonomy if every item has one"""
+    branching: CommaInts | None = None
+    """children per node at levels 1..4 (None: the world's, else 3,3,4,2)"""
+    balance_by: BalanceMode = _TREE.balance_by
+    """equal item counts, or equal impressions, per node"""
+    size_tolerance: float = _TREE.size_tolerance
+    """a child may exceed its equal share of the parent by this fraction"""
+    text_weight: float = _TREE.text_weight
+    """weight of the title-text embedding"""
+    visual_weight: float = _TREE.visual_weight
+    """weight of the visual embedding"""
+    frames_per_item: int = _TREE.frames_per_item
+    """decoded for visual features"""
+    seed: int = _TREE.seed
+    """k-means seed"""
+    workers: int = _TREE.workers
+    """decoding processes"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """no progress bars"""
+
+    def __post_init__(self) -> None:
+        if self.world is not None and self.items is not None:
+            raise ValueError("give --world or --items, not both")
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(job: BuildTreeJob) -> Path:
     """Build and publish a tree; returns its version directory."""
-    args = parse_args(argv)
     started = time.perf_counter()
     truth = None
-    if args.world is not None:
-        world = load_world(args.world)
+    if job.items is None:
+        world = load_world(job.world or job.artifacts / WORLD_KIND)
         items, items_report, truth = world.items, world.items_report, world.ground_truth
         inputs = {"world": input_record(world.dir)}
         default_branching = tuple(read_manifest(world.dir)["parameters"]["branching"])
     else:
-        items, items_report = load_items(args.items, args.media_root)
-        inputs = {"items": {"path": str(args.items), "sha256": file_sha256(args.items)}}
-        default_branching = TreeBuildConfig().branching
+        items, items_report = load_items(job.items, job.media_root)
+        inputs = {"items": {"path": str(job.items), "sha256": file_sha256(job.items)}}
+        default_branching = _TREE.branching
     config = TreeBuildConfig(
-        method=args.method,
-        branching=args.branching or default_branching,
-        balance_by=args.balance_by,
-        size_tolerance=args.size_tolerance,
-        text_weight=args.text_weight,
-        visual_weight=args.visual_weight,
-        frames_per_item=args.frames_per_item,
-        seed=args.seed,
-        workers=args.workers,
+        method=job.method,
+        branching=job.branching or default_branching,
+        balance_by=job.balance_by,
+        size_tolerance=job.size_tolerance,
+        text_weight=job.text_weight,
+        visual_weight=job.visual_weight,
+        frames_per_item=job.frames_per_item,
+        seed=job.seed,
+        workers=job.workers,
     )
-    build = build_tree(items, config, progress=not args.quiet)
+    build = build_tree(items, config, progress=not job.quiet)
     report = tree_report(build.tree, items, truth)
     report.update(
         method=build.method,
@@ -127,7 +107,7 @@ def main(argv: list[str] | None = None) -> Path:
         items_without_video=build.items_without_video,
         video_errors=build.video_errors,
     )
-    with ArtifactWriter(args.artifacts, TREE_KIND, asdict(config), inputs=inputs) as writer:
+    with ArtifactWriter(job.artifacts, TREE_KIND, asdict(config), inputs=inputs) as writer:
         build.tree.save(writer.dir)
         (writer.dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         if truth is not None:
@@ -145,6 +125,11 @@ def main(argv: list[str] | None = None) -> Path:
         )
     _print_report(build.method, report, time.perf_counter() - started, writer.final_dir)
     return writer.final_dir
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(BuildTreeJob, argv, __doc__, "python -m serendip.jobs.build_tree"))
 
 
 def _print_report(method: str, report: dict, seconds: float, directory: Path) -> None:

@@ -11,10 +11,10 @@ report.json, tree/ (the tree used), manifest.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,100 +23,86 @@ from serendip.artifacts.curation import CURATION_KIND, save_curation
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.core.cli import CommaInts, CommaNames, parse_config
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.errors import DataError
 from serendip.core.prompts import FRAME_COUNTS, VARIANTS
 from serendip.core.schema import load_dataset
 from serendip.offline.curation import CurationConfig, config_to_dict, curate
 
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+_CURATION = CurationConfig()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    defaults = CurationConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.curate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    source = parser.add_argument_group("input")
-    source.add_argument("--world", type=Path, help="world artifact (default: artifacts/world if no --items)")
-    source.add_argument("--items", type=Path, help="your items.parquet (with --interactions)")
-    source.add_argument("--interactions", type=Path, help="your interactions.parquet")
-    source.add_argument("--media-root", type=Path, help="base of relative video/thumbnail paths (default: items' dir)")
-    source.add_argument("--tree", type=Path, help="tree artifact (default: artifacts/tree)")
-    selection = parser.add_argument_group("selection")
-    selection.add_argument("--level", type=int, default=defaults.level, help="planning level l (default: %(default)s)")
-    selection.add_argument("--delta", type=int, default=defaults.delta, help="serendipity delta (default: %(default)s)")
-    selection.add_argument(
-        "--top-k", type=int, default=defaults.top_k, help="context items per cluster (default: %(default)s)"
-    )
-    selection.add_argument(
-        "--heldout-top-k", type=int, help="per cluster in the held-out split (default: top-k scaled by split size)"
-    )
-    selection.add_argument(
-        "--heldout-fraction",
-        type=float,
-        default=defaults.heldout_fraction,
-        help="of context items (default: %(default)s)",
-    )
-    selection.add_argument(
-        "--min-pairs", type=int, default=defaults.min_pairs, help="pairs behind an aggregated p (default: %(default)s)"
-    )
-    selection.add_argument(
-        "--allow-uncovered", action="store_true", help="warn instead of failing when a cluster has no pair at all"
-    )
-    output = parser.add_argument_group("prompts")
-    output.add_argument(
-        "--variants", type=_csv, default=VARIANTS, help=f"comma list of {', '.join(VARIANTS)} (default: all)"
-    )
-    output.add_argument(
-        "--frame-counts",
-        type=lambda text: tuple(int(part) for part in _csv(text)),
-        default=FRAME_COUNTS,
-        help="uniformly sampled frame counts (default: 1,2,4,8)",
-    )
-    output.add_argument("--no-thumbnail", action="store_true", help="omit the thumbnail frame mode")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="held-out split seed (default: %(default)s)")
-    parser.add_argument(
-        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="artifacts root (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    if args.world is not None and (args.items or args.interactions):
-        parser.error("give --world or --items/--interactions, not both")
-    if (args.items is None) != (args.interactions is None):
-        parser.error("--items and --interactions go together")
-    if args.items is None and args.world is None:
-        args.world = args.artifacts / WORLD_KIND
-    args.tree = args.tree or args.artifacts / TREE_KIND
-    return args
+@dataclass(frozen=True)
+class CurateJob:
+    """Options of one curation: the input (a world or your items and interactions), the selection, the prompts."""
+
+    world: Path | None = None
+    """world artifact (None: <artifacts>/world unless --items)"""
+    items: Path | None = None
+    """your items.parquet (with --interactions)"""
+    interactions: Path | None = None
+    """your interactions.parquet"""
+    media_root: Path | None = None
+    """base of relative video/thumbnail paths (None: the items' dir)"""
+    tree: Path | None = None
+    """tree artifact (None: <artifacts>/tree)"""
+    level: int = _CURATION.level
+    """planning level l"""
+    delta: int = _CURATION.delta
+    """serendipity delta"""
+    top_k: int = _CURATION.top_k
+    """context items per cluster"""
+    heldout_top_k: int | None = None
+    """per cluster in the held-out split (None: top-k scaled by split size)"""
+    heldout_fraction: float = _CURATION.heldout_fraction
+    """of context items"""
+    min_pairs: int = _CURATION.min_pairs
+    """pairs behind an aggregated p"""
+    allow_uncovered: bool = False
+    """warn instead of failing when a cluster has no pair at all"""
+    variants: CommaNames = VARIANTS
+    """prompt variants, a comma list of text_only, video_only, video_text, video_cot"""
+    frame_counts: CommaInts = FRAME_COUNTS
+    """uniformly sampled frame counts"""
+    thumbnail: bool = True
+    """also the thumbnail frame mode (--no-thumbnail omits it)"""
+    seed: int = _CURATION.seed
+    """held-out split seed"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """no progress bars"""
+
+    def __post_init__(self) -> None:
+        if self.world is not None and (self.items or self.interactions):
+            raise ValueError("give --world or --items/--interactions, not both")
+        if (self.items is None) != (self.interactions is None):
+            raise ValueError("--items and --interactions go together")
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(job: CurateJob) -> Path:
     """Curate and publish SFT examples; returns the curation version directory."""
-    args = parse_args(argv)
     started = time.perf_counter()
     config = CurationConfig(
-        level=args.level,
-        delta=args.delta,
-        top_k=args.top_k,
-        heldout_top_k=args.heldout_top_k,
-        heldout_fraction=args.heldout_fraction,
-        min_pairs=args.min_pairs,
-        variants=args.variants,
-        frame_counts=args.frame_counts,
-        include_thumbnail=not args.no_thumbnail,
-        seed=args.seed,
-        allow_uncovered=args.allow_uncovered,
+        level=job.level,
+        delta=job.delta,
+        top_k=job.top_k,
+        heldout_top_k=job.heldout_top_k,
+        heldout_fraction=job.heldout_fraction,
+        min_pairs=job.min_pairs,
+        variants=job.variants,
+        frame_counts=job.frame_counts,
+        include_thumbnail=job.thumbnail,
+        seed=job.seed,
+        allow_uncovered=job.allow_uncovered,
     )
-    tree_dir = resolve_artifact(args.tree, TREE_KIND)
+    tree_dir = resolve_artifact(job.tree or job.artifacts / TREE_KIND, TREE_KIND)
     tree = ClusterTree.load(tree_dir)
     inputs = {"tree": input_record(tree_dir)}
     truth_options = {}
-    if args.world is not None:
-        world = load_world(args.world)
+    if job.items is None:
+        world = load_world(job.world or job.artifacts / WORLD_KIND)
         items, interactions, reports = world.items, world.interactions, (world.items_report, world.interactions_report)
         inputs["world"] = input_record(world.dir)
         truth = world.ground_truth
@@ -126,14 +112,14 @@ def main(argv: list[str] | None = None) -> Path:
             "truth_cluster_of": _truth_match(tree_dir),
         }
     else:
-        dataset = load_dataset(args.items, args.interactions, args.media_root)
+        dataset = load_dataset(job.items, job.interactions, job.media_root)
         items, interactions = dataset.items, dataset.interactions
         reports = (dataset.items_report, dataset.interactions_report)
-        inputs["items"] = {"path": str(args.items), "sha256": file_sha256(args.items)}
-        inputs["interactions"] = {"path": str(args.interactions), "sha256": file_sha256(args.interactions)}
-    curation = curate(items, interactions, tree, config, progress=not args.quiet, **truth_options)
+        inputs["items"] = {"path": str(job.items), "sha256": file_sha256(job.items)}
+        inputs["interactions"] = {"path": str(job.interactions), "sha256": file_sha256(job.interactions)}
+    curation = curate(items, interactions, tree, config, progress=not job.quiet, **truth_options)
     curation.report["inputs"] = {report.table: report.to_dict() for report in reports}
-    with ArtifactWriter(args.artifacts, CURATION_KIND, config_to_dict(config), inputs=inputs) as writer:
+    with ArtifactWriter(job.artifacts, CURATION_KIND, config_to_dict(config), inputs=inputs) as writer:
         save_curation(curation, tree, writer.dir)
         for report in reports:
             report.bad_rows.to_parquet(writer.dir / f"bad_rows_{report.table}.parquet", index=False)
@@ -145,6 +131,11 @@ def main(argv: list[str] | None = None) -> Path:
         )
     _print_report(curation.report, time.perf_counter() - started, writer.final_dir)
     return writer.final_dir
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(CurateJob, argv, __doc__, "python -m serendip.jobs.curate"))
 
 
 def _truth_match(tree_dir: Path) -> dict[str, str] | None:

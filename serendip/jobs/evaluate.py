@@ -21,13 +21,13 @@ Replay: ``--replay LOGS_DIR`` recomputes every metric from logs in the schema of
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.core.cli import parse_config
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.schema import load_items
 from serendip.evaluation import metrics
@@ -55,7 +56,7 @@ from serendip.evaluation.arms import (
     nominate,
     planner_warnings,
 )
-from serendip.evaluation.bandit import SCOPES, ClusterBandit
+from serendip.evaluation.bandit import BanditScope, ClusterBandit
 from serendip.evaluation.buckets import (
     DEFAULT_BUCKETS,
     VisualInterestClassifier,
@@ -88,58 +89,50 @@ ORACLE = ArmSpec("oracle", "treatment", "oracle planner (true affine cluster)")
 ARTIFACT_PROTOCOL = ArmSpec("exploitation_artifact_protocol", "control", "exploitation, SASRec artifact protocol")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="artifact root (default: artifacts)")
-    parser.add_argument(
-        "--report-dir", type=Path, help=f"where to write the report (default: {DEFAULT_REPORTS_ROOT}/<UTC timestamp>)"
-    )
-    parser.add_argument("--text-only-mllm", type=Path, help="a text_only mllm artifact: adds the text-only MLLM arm")
-    parser.add_argument("--users", type=int, help="evaluate a seeded sample of this many users (default: all)")
-    parser.add_argument("--k", type=int, default=10, help="slate size and the @k of Recall/NDCG (default: 10)")
-    parser.add_argument(
-        "--num-clusters", type=int, default=1, help="clusters the Planner plans per request (default: 1)"
-    )
-    parser.add_argument("--bandit-alpha", type=float, default=0.5, help="LinUCB exploration weight (default: 0.5)")
-    parser.add_argument(
-        "--bandit-scope",
-        choices=SCOPES,
-        default="novel",
-        help="clusters the bandit may pick: any cluster new to the user (novel, default) or the context's "
-        "serendipitous siblings, like the Planner (siblings)",
-    )
-    parser.add_argument(
-        "--oracle-arm",
-        action="store_true",
-        help="add an upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval",
-    )
-    parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="visual buckets (default: 5)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="segments, simulated responses, bootstrap (default: 0)")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight per arm (default: 16)")
-    parser.add_argument(
-        "--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="deadline of each call (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    replay = parser.add_argument_group("replay on your own logs")
-    replay.add_argument("--replay", type=Path, help="a logs directory (docs/evaluation.md): replay metrics only")
-    replay.add_argument(
-        "--items", type=Path, help="items.parquet: the catalogue of coverage/Gini (default: logged items)"
-    )
-    replay.add_argument("--tree", type=Path, help="tree artifact or directory: enables cluster unexpectedness")
-    replay.add_argument("--level", type=int, default=3, help="planning level of the tree (default: 3)")
-    replay.add_argument(
-        "--visual-labels",
-        type=Path,
-        help="parquet of item_id, label (1 = visually interesting): trains the frame classifier that scores "
-        "context items for the Fig. 8 buckets (needs --items with video_path)",
-    )
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class EvaluateJob:
+    """Options of one evaluation: the simulated A/B test on a world (default), or a replay of your logs."""
+
+    artifacts: Path = Path("artifacts")
+    """artifact root"""
+    report_dir: Path | None = None
+    """where to write the report (None: reports/eval/<UTC timestamp>)"""
+    text_only_mllm: Path | None = None
+    """a text_only mllm artifact: adds the text-only MLLM arm"""
+    users: int | None = None
+    """evaluate a seeded sample of this many users (None: all)"""
+    k: int = 10
+    """slate size and the @k of Recall/NDCG"""
+    num_clusters: int = 1
+    """clusters the Planner plans per request"""
+    bandit_alpha: float = 0.5
+    """LinUCB exploration weight"""
+    bandit_scope: BanditScope = "novel"
+    """clusters the bandit may pick: novel (any cluster new to the user) or the context's siblings, like the Planner"""
+    oracle_arm: bool = False
+    """add an upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval"""
+    buckets: int = DEFAULT_BUCKETS
+    """visual buckets"""
+    resamples: int = 1000
+    """bootstrap resamples"""
+    seed: int = 0
+    """segments, simulated responses, bootstrap"""
+    concurrency: int = 16
+    """requests in flight per arm"""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    """deadline of each call"""
+    quiet: bool = False
+    """no progress bars"""
+    replay: Path | None = None
+    """replay on your own logs: a logs directory (docs/evaluation.md); replay metrics only"""
+    items: Path | None = None
+    """replay: items.parquet, the catalogue of coverage/Gini (None: the logged items)"""
+    tree: Path | None = None
+    """replay: tree artifact or directory; enables cluster unexpectedness"""
+    level: int = 3
+    """replay: planning level of the tree"""
+    visual_labels: Path | None = None
+    """replay: item_id, label (1 = visually interesting) parquet: trains the Fig. 8 classifier (needs --items)"""
 
 
 def _say(text: str, quiet: bool) -> None:
@@ -160,12 +153,12 @@ def training_transitions(interactions: pd.DataFrame, requests: list[EvaluationRe
 
 
 def _arm_slates(
-    arms: list, requests: list[EvaluationRequest], args: argparse.Namespace, warnings: dict[str, dict[str, int]]
+    arms: list, requests: list[EvaluationRequest], job: EvaluateJob, warnings: dict[str, dict[str, int]]
 ) -> dict[str, list[Slate]]:
     slates = {}
     for arm in arms:
         with planner_warnings() as counts:
-            slates[arm.spec.name] = nominate(arm, requests, args.k, args.concurrency, args.timeout_s, not args.quiet)
+            slates[arm.spec.name] = nominate(arm, requests, job.k, job.concurrency, job.timeout_s, not job.quiet)
         if counts:
             warnings[arm.spec.name] = dict(counts)
     return slates
@@ -184,9 +177,9 @@ def _all_requests_recall(
     }
 
 
-def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any]:
+def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     """Run every arm through the services on the world's held-out requests, simulate users, compute metrics."""
-    root = args.artifacts
+    root = job.artifacts
     bundle = resolve_bundle(root, with_plans=False)
     paths = {
         WORLD_KIND: bundle.catalogue,
@@ -195,80 +188,78 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
         SASREC_KIND: bundle.sasrec,
         REPOSITORY_KIND: bundle.repository,
     }
-    _say("inputs: " + ", ".join(f"{kind} {path.name}" for kind, path in paths.items()), args.quiet)
+    _say("inputs: " + ", ".join(f"{kind} {path.name}" for kind, path in paths.items()), job.quiet)
     world = load_world(paths[WORLD_KIND])
     tree = ClusterTree.load(paths[TREE_KIND])
     level = int(read_manifest(paths[CURATION_KIND])["parameters"]["level"])
     sasrec = SASRecArtifact.load(paths[SASREC_KIND])
     min_satisfaction = float(read_manifest(paths[SASREC_KIND])["parameters"]["min_satisfaction"])
     requests = heldout_requests(world.interactions, min_satisfaction, sasrec.vocabulary.item_ids)
-    requests = sample_requests(requests, args.users, args.seed)
-    _say(f"{len(requests)} requests (one per user, SASRec leave-last-out test case)", args.quiet)
+    requests = sample_requests(requests, job.users, job.seed)
+    _say(f"{len(requests)} requests (one per user, SASRec leave-last-out test case)", job.quiet)
 
     embeddings = {item: sasrec.item_embeddings[sasrec.vocabulary.index(item)] for item in sasrec.vocabulary.item_ids}
     delta = int(read_manifest(paths[CURATION_KIND])["parameters"]["delta"])
-    bandit = ClusterBandit(tree, level, embeddings, args.bandit_alpha, args.bandit_scope, delta)
+    bandit = ClusterBandit(tree, level, embeddings, job.bandit_alpha, job.bandit_scope, delta)
     warm = bandit.warm_start(training_transitions(world.interactions, requests))
-    _say(f"bandit warm-started on {warm} logged cluster-changing transitions", args.quiet)
+    _say(f"bandit warm-started on {warm} logged cluster-changing transitions", job.quiet)
 
-    scope_label = {"novel": "novel clusters", "siblings": "sibling clusters"}[args.bandit_scope]
+    scope_label = {"novel": "novel clusters", "siblings": "sibling clusters"}[job.bandit_scope]
     bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({scope_label})")
-    specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if args.text_only_mllm else [])
-    specs += [ORACLE] if args.oracle_arm else []
+    specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if job.text_only_mllm else [])
+    specs += [ORACLE] if job.oracle_arm else []
     planner_warning_counts: dict[str, dict[str, int]] = {}
-    _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", args.quiet)
+    _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", job.quiet)
     with ServingStack(
-        bundle, plans=False, nearline=False, live_max_in_flight=args.concurrency, work_dir=report_dir
+        bundle, plans=False, nearline=False, live_max_in_flight=job.concurrency, work_dir=report_dir
     ) as stack:
         arms = [
             ExploitationArm(CONTROL, stack.retriever_address),
             ContextSimilarArm(CONTEXT_SIMILAR, stack.retriever_address),
             BanditArm(bandit_spec, stack.retriever_address, bandit),
-            PlannerArm(MLLM, stack.planner_address, args.num_clusters),
+            PlannerArm(MLLM, stack.planner_address, job.num_clusters),
         ]
-        if args.oracle_arm:
+        if job.oracle_arm:
             arms.append(OracleArm(ORACLE, stack.retriever_address, affine_serving_clusters(world, tree, level)))
-        slates = _arm_slates(arms, requests, args, planner_warning_counts)
+        slates = _arm_slates(arms, requests, job, planner_warning_counts)
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
-        protocol_check = _arm_slates([check], requests, args, planner_warning_counts)
+        protocol_check = _arm_slates([check], requests, job, planner_warning_counts)
     inputs = {kind: input_record(path) for kind, path in paths.items()}
-    if args.text_only_mllm:
-        text_only = resolve_artifact(args.text_only_mllm, MLLM_KIND)
+    if job.text_only_mllm:
+        text_only = resolve_artifact(job.text_only_mllm, MLLM_KIND)
         inputs["text_only_mllm"] = input_record(text_only)
         scratch = Path(tempfile.mkdtemp(prefix="eval-text-only-"))
         try:
-            _say("building a model repository for the text-only MLLM ...", args.quiet)
+            _say("building a model repository for the text-only MLLM ...", job.quiet)
             repository = build_engines.build_repository(
-                build_engines.parse_args(
-                    ["--artifacts", str(scratch), "--mllm", str(text_only), "--sasrec", str(paths[SASREC_KIND])]
-                )
+                build_engines.BuildEnginesJob(artifacts=scratch, mllm=text_only, sasrec=paths[SASREC_KIND])
             )
             text_only_bundle = resolve_bundle(root, repository, with_plans=False)
             with ServingStack(
                 text_only_bundle,
                 plans=False,
                 nearline=False,
-                live_max_in_flight=args.concurrency,
+                live_max_in_flight=job.concurrency,
                 work_dir=report_dir / "text_only",
             ) as stack:
-                arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, args.num_clusters)
-                slates.update(_arm_slates([arm], requests, args, planner_warning_counts))
+                arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, job.num_clusters)
+                slates.update(_arm_slates([arm], requests, job, planner_warning_counts))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
     visual_scores = world_visual_scores(world.ground_truth)
-    logs = simulate(specs, requests, slates, WorldUsers(world), args.seed, visual_scores)
+    logs = simulate(specs, requests, slates, WorldUsers(world), job.seed, visual_scores)
     logs.save(report_dir / LOGS_DIR)
-    _say(f"simulated {len(logs.impressions)} impressions; computing metrics ...", args.quiet)
-    results = _metrics(logs, set(sasrec.vocabulary.item_ids), tree, level, args)
+    _say(f"simulated {len(logs.impressions)} impressions; computing metrics ...", job.quiet)
+    results = _metrics(logs, set(sasrec.vocabulary.item_ids), tree, level, job)
     sasrec_metrics = json.loads((paths[SASREC_KIND] / "metrics.json").read_text()).get("sasrec", {})
     results["inputs"] = inputs
     for arm, counts in planner_warning_counts.items():
         results["diagnostics"][arm]["planner_warnings"] = counts
     repeats = sum(r.heldout_item_id in r.history for r in requests) / max(len(requests), 1)
     results["sanity"] = {
-        "all_requests_accuracy": _all_requests_recall(requests, slates, args.k),
-        "exploitation_with_artifact_protocol": _all_requests_recall(requests, protocol_check, args.k)[
+        "all_requests_accuracy": _all_requests_recall(requests, slates, job.k),
+        "exploitation_with_artifact_protocol": _all_requests_recall(requests, protocol_check, job.k)[
             ARTIFACT_PROTOCOL.name
         ],
         "sasrec_artifact_test_metrics": sasrec_metrics,
@@ -280,9 +271,9 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
     results["protocol"] = (
         f"Simulated offline A/B on world {paths['world'].name}: {len(requests)} users with a SASRec leave-last-out "
         f"test case, {len(specs)} equal disjoint segments ({results['arms'][0]['users']} users each), one request per "
-        f"user (context = last positive item before the held-out one), slates of {args.k}; Planner plans "
-        f"{args.num_clusters} cluster(s) LIVE (no plan table); users respond from the world's satisfaction model "
-        f"(s = clip(μ + N(0, σ²)), positive with probability s); seed {args.seed}, {args.resamples} bootstrap "
+        f"user (context = last positive item before the held-out one), slates of {job.k}; Planner plans "
+        f"{job.num_clusters} cluster(s) LIVE (no plan table); users respond from the world's satisfaction model "
+        f"(s = clip(μ + N(0, σ²)), positive with probability s); seed {job.seed}, {job.resamples} bootstrap "
         "resamples. All arms called through the real services on loopback (Triton + Retriever + Planner)."
     )
     results["title"] = f"simulated, world {paths['world'].name}"
@@ -290,36 +281,38 @@ def simulate_report(args: argparse.Namespace, report_dir: Path) -> dict[str, Any
 
 
 def _metrics(
-    logs: EvaluationLogs, catalog: set[str] | None, tree: ClusterTree | None, level: int, args: argparse.Namespace
+    logs: EvaluationLogs, catalog: set[str] | None, tree: ClusterTree | None, level: int, job: EvaluateJob
 ) -> dict[str, Any]:
-    results = replay_metrics(logs, catalog, tree, level, args.k, args.resamples, args.seed)
+    results = replay_metrics(logs, catalog, tree, level, job.k, job.resamples, job.seed)
     baselines = [arm.name for arm in logs.arms if arm.role != "treatment"]
     has_scores = "visual_score" in logs.requests and logs.requests["visual_score"].notna().any()
     results["buckets"] = (
         [
-            bucket_gains(logs, arm.name, baselines, args.buckets, args.resamples, args.seed)
+            bucket_gains(logs, arm.name, baselines, job.buckets, job.resamples, job.seed)
             for arm in logs.arms
             if arm.role == "treatment"
         ]
         if has_scores
         else []
     )
-    results["k"] = args.k
-    results["parameters"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    results["k"] = job.k
+    results["parameters"] = {
+        key: str(value) if isinstance(value, Path) else value for key, value in asdict(job).items()
+    }
     return results
 
 
-def replay_report(args: argparse.Namespace) -> dict[str, Any]:
+def replay_report(job: EvaluateJob) -> dict[str, Any]:
     """Replay metrics on a logs directory."""
-    logs = EvaluationLogs.load(args.replay)
-    items = load_items(args.items)[0] if args.items else None
+    logs = EvaluationLogs.load(job.replay)
+    items = load_items(job.items)[0] if job.items else None
     catalog = set(items["item_id"]) if items is not None else None
-    tree = ClusterTree.load(resolve_artifact(args.tree, TREE_KIND)) if args.tree else None
-    if args.visual_labels:
+    tree = ClusterTree.load(resolve_artifact(job.tree, TREE_KIND)) if job.tree else None
+    if job.visual_labels:
         if items is None or "video_path" not in items:
             raise SystemExit("--visual-labels needs --items with a video_path column")
-        labels = pd.read_parquet(args.visual_labels).merge(items[["item_id", "video_path"]], on="item_id")
-        classifier = VisualInterestClassifier(seed=args.seed)
+        labels = pd.read_parquet(job.visual_labels).merge(items[["item_id", "video_path"]], on="item_id")
+        classifier = VisualInterestClassifier(seed=job.seed)
         classifier.fit(classifier.video_features(labels["video_path"].tolist()), labels["label"].tolist())
         contexts = items[items["item_id"].isin(set(logs.requests["context_item_id"]))].dropna(subset=["video_path"])
         scores = dict(
@@ -330,28 +323,32 @@ def replay_report(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         logs.requests = logs.requests.assign(visual_score=visual_scores_for(logs.requests, scores).to_numpy(np.float64))
-    results = _metrics(logs, catalog, tree, args.level, args)
+    results = _metrics(logs, catalog, tree, job.level, job)
     results["protocol"] = (
-        f"Replay of logs in {args.replay} ({len(logs.requests)} requests, {len(logs.impressions)} impressions)."
+        f"Replay of logs in {job.replay} ({len(logs.requests)} requests, {len(logs.impressions)} impressions)."
     )
-    results["title"] = f"replay of {args.replay}"
+    results["title"] = f"replay of {job.replay}"
     return results
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(job: EvaluateJob) -> Path:
     """Evaluate and write the report directory; returns it."""
-    args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the with-blocks stop tritonserver and the services.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    report_dir = args.report_dir or DEFAULT_REPORTS_ROOT / stamp
+    report_dir = job.report_dir or DEFAULT_REPORTS_ROOT / stamp
     report_dir.mkdir(parents=True, exist_ok=True)
-    results = replay_report(args) if args.replay else simulate_report(args, report_dir)
+    results = replay_report(job) if job.replay else simulate_report(job, report_dir)
     written = write_report(report_dir, results)
     for statement in json.loads((report_dir / "metrics.json").read_text())["paper_shape"]["statements"]:
-        _say(statement, args.quiet)
-    _say(f"report: {report_dir} ({', '.join(path.name for path in written)})", args.quiet)
+        _say(statement, job.quiet)
+    _say(f"report: {report_dir} ({', '.join(path.name for path in written)})", job.quiet)
     return report_dir
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(EvaluateJob, argv, __doc__, "python -m serendip.jobs.evaluate"))
 
 
 if __name__ == "__main__":

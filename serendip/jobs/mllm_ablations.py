@@ -16,20 +16,18 @@ Runs shared by several figures are trained once (video_cot/4 is in Figs 3 and 4,
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
-
 from serendip.artifacts.store import resolve_artifact
-from serendip.jobs.train_mllm import CURATION_KIND, add_training_arguments, model_choice, training_config
+from serendip.core.cli import CommaNames, parse_config
+from serendip.jobs.train_mllm import CURATION_KIND, MllmTrainingOptions
 from serendip.models.mllm.evaluation import plot_curves
 from serendip.models.mllm.pipeline import RunResult, train_planner
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting
@@ -64,40 +62,35 @@ FIGURES: dict[str, tuple[str, list[AblationRun]]] = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.mllm_ablations",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--figures",
-        default=",".join(FIGURES),
-        help=f"comma list of {', '.join(FIGURES)} (default: all)",
-    )
-    parser.add_argument(
-        "--report-dir",
-        type=Path,
-        default=None,
-        help=f"where to write the report (default: {DEFAULT_REPORTS_ROOT}/<UTC timestamp>)",
-    )
-    parser.add_argument(
-        "--keep-models", action="store_true", help="keep each run's model/ and checkpoints/ (about 13 MB each)"
-    )
-    add_training_arguments(parser)
-    # Equal step budgets (no wall-clock cap) keep runs comparable when the machine is shared.
-    parser.set_defaults(steps=400, checkpoint_every=50, max_minutes=None, keep_checkpoints=1)
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class MllmAblationsJob(MllmTrainingOptions):
+    """Options of the ablations: the figures, the report, then data, model and optimisation (equal step budgets)."""
+
+    steps: int = 400
+    """optimiser steps of every run"""
+    checkpoint_every: int = 50
+    """save + evaluate every K steps"""
+    keep_checkpoints: int = 1
+    """checkpoints kept on disk"""
+    max_minutes: float | None = None
+    """wall-clock cap of each run (None: none; equal step budgets keep runs comparable on a shared machine)"""
+    figures: CommaNames = tuple(FIGURES)
+    """comma list of fig3_prompt, fig4_frames, fig5_thumbnail"""
+    report_dir: Path | None = None
+    """where to write the report (None: reports/mllm_ablations/<UTC timestamp>)"""
+    keep_models: bool = False
+    """keep each run's model/ and checkpoints/ (about 13 MB each)"""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.figures if name not in FIGURES]
+        if unknown:
+            raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
 
 
-def _selected_runs(figures: list[str]) -> list[AblationRun]:
-    unknown = [name for name in figures if name not in FIGURES]
-    if unknown:
-        raise SystemExit(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+def _selected_runs(figures: Sequence[str]) -> list[AblationRun]:
     runs: list[AblationRun] = []
     for name in figures:
-        runs += [run for run in FIGURES[name][1] if run not in runs]
+        runs += [ablation for ablation in FIGURES[name][1] if ablation not in runs]
     return runs
 
 
@@ -136,39 +129,35 @@ def _markdown(rows: list[dict[str, Any]], baselines: dict[str, dict[str, float]]
     return f"Protocol: {protocol}.\n\n" + "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(job: MllmAblationsJob) -> Path:
     """Train every selected configuration, then write the table and figures; returns the report directory."""
-    args = parse_args(argv)
-    transformers.utils.logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    figures = [name.strip() for name in args.figures.split(",") if name.strip()]
-    runs = _selected_runs(figures)
-    curation_dir = resolve_artifact(args.curation, CURATION_KIND)
+    job.prepare_torch()
+    runs = _selected_runs(job.figures)
+    curation_dir = resolve_artifact(job.curation, CURATION_KIND)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    report_dir = args.report_dir or DEFAULT_REPORTS_ROOT / stamp
+    report_dir = job.report_dir or DEFAULT_REPORTS_ROOT / stamp
     report_dir.mkdir(parents=True, exist_ok=True)
-    choice = model_choice(args)
+    choice = job.model_choice()
     results: dict[str, RunResult] = {}
     started = time.perf_counter()
-    for position, run in enumerate(runs, 1):
-        print(f"[{position}/{len(runs)}] {run.name}", flush=True)
-        config = training_config(args, run.variant, run.visual)
-        run_dir = report_dir / "runs" / run.name
-        results[run.name] = train_planner(
-            curation_dir, config, run_dir, choice, args.heldout_limit, progress=not args.quiet
+    for position, ablation in enumerate(runs, 1):
+        print(f"[{position}/{len(runs)}] {ablation.name}", flush=True)
+        config = job.training_config(ablation.variant, ablation.visual)
+        run_dir = report_dir / "runs" / ablation.name
+        results[ablation.name] = train_planner(
+            curation_dir, config, run_dir, choice, job.heldout_limit, progress=not job.quiet
         )
-        if not args.keep_models:
+        if not job.keep_models:
             shutil.rmtree(run_dir / "model", ignore_errors=True)
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     any_result = next(iter(results.values()))
     baselines = any_result.metrics["baselines"]
-    rows = [_row(run, results[run.name]) for run in runs]
+    rows = [_row(ablation, results[ablation.name]) for ablation in runs]
     document = {
         "curation": str(curation_dir),
         "protocol": any_result.metrics["protocol"],
         "counts": any_result.counts,
-        "parameters": {"model": choice.to_dict(), "training": training_config(args, COT, VisualSetting()).to_dict()},
+        "parameters": {"model": choice.to_dict(), "training": job.training_config(COT, VisualSetting()).to_dict()},
         "runs": rows,
         "baselines": baselines,
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -176,9 +165,9 @@ def main(argv: list[str] | None = None) -> Path:
     (report_dir / "table.json").write_text(json.dumps(document, indent=2) + "\n")
     (report_dir / "table.md").write_text(_markdown(rows, baselines, document["protocol"]))
     baseline_lines = {f"{name} baseline": values["recall"] for name, values in baselines.items()}
-    for figure in figures:
+    for figure in job.figures:
         title, figure_runs = FIGURES[figure]
-        series = {run.name: results[run.name].summary.evals for run in figure_runs}
+        series = {ablation.name: results[ablation.name].summary.evals for ablation in figure_runs}
         for metric in ("recall", "match_rate"):
             plot_curves(
                 series,
@@ -190,6 +179,11 @@ def main(argv: list[str] | None = None) -> Path:
     print((report_dir / "table.md").read_text())
     print(f"report in {report_dir}")
     return report_dir
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(MllmAblationsJob, argv, __doc__, "python -m serendip.jobs.mllm_ablations"))
 
 
 if __name__ == "__main__":

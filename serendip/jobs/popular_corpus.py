@@ -8,52 +8,51 @@ cumulative_coverage); the achieved coverage and item count are printed and store
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from serendip.artifacts.catalogue import add_catalogue_arguments, load_catalogue
+from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
 from serendip.artifacts.corpus import CorpusSelection, publish_corpus
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT
+from serendip.core.cli import parse_config
 from serendip.core.errors import DataError
 from serendip.offline.corpus import DEFAULT_COVERAGE, select_popular
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.popular_corpus",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_catalogue_arguments(parser)
-    parser.add_argument(
-        "--coverage", type=float, default=DEFAULT_COVERAGE, help="impression fraction to reach (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="artifacts root (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="print only the published version dir")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class PopularCorpusJob(CatalogueSource):
+    """Options of one corpus selection: the catalogue, the coverage to reach."""
+
+    coverage: float = DEFAULT_COVERAGE
+    """impression fraction to reach"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """print only the published version dir"""
 
 
-def main(argv: list[str] | None = None) -> tuple[Path, CorpusSelection]:
+def run(job: PopularCorpusJob) -> tuple[Path, CorpusSelection]:
     """Select and publish the popular corpus; returns its version dir and the selection."""
-    args = parse_args(argv)
-    items, inputs = load_catalogue(args)
-    selection = select_popular(items, args.coverage)
-    corpus_dir = publish_corpus(args.artifacts, selection, inputs)
-    if not args.quiet:
+    items, inputs = load_catalogue(job, job.artifacts)
+    selection = select_popular(items, job.coverage)
+    corpus_dir = publish_corpus(job.artifacts, selection, inputs)
+    if not job.quiet:
         summary = selection.summary()
         print(
             f"popular corpus: {summary['items']} of {summary['catalogue_items']} items cover "
             f"{summary['coverage_achieved']:.2%} of {summary['impressions_total']} impressions "
-            f"(target {args.coverage:.0%})"
+            f"(target {job.coverage:.0%})"
         )
         print(json.dumps(summary, indent=1))
     print(corpus_dir)
     return corpus_dir, selection
+
+
+def main(argv: list[str] | None = None) -> tuple[Path, CorpusSelection]:
+    """``run`` with options from the command line."""
+    return run(parse_config(PopularCorpusJob, argv, __doc__, "python -m serendip.jobs.popular_corpus"))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ embeddings .npy, vocabulary, metrics, training log, manifest).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecConfig
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
 from serendip.artifacts.world import WORLD_KIND
+from serendip.core.cli import parse_config
 from serendip.core.schema import load_dataset
 from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.ranking_metrics import evaluate, popularity_scores
@@ -25,40 +26,34 @@ from serendip.models.sasrec.sequences import leave_last_out, positive_sequences
 from serendip.models.sasrec.training import TrainingOptions, score_with, train_sasrec
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serendip.jobs.train_sasrec",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_ARTIFACTS_ROOT / WORLD_KIND,
-        help="directory with items.parquet and interactions.parquet: a world artifact (version or kind dir, "
-        "LATEST is followed) or your own export (default: %(default)s)",
-    )
-    data.add_argument(
-        "--min-satisfaction",
-        type=float,
-        default=0.5,
-        help="interactions at or above this satisfaction are positives (default: %(default)s)",
-    )
-    model = parser.add_argument_group("model (RecBole SASRec defaults)")
-    model.add_argument("--hidden", type=int, default=64)
-    model.add_argument("--layers", type=int, default=2)
-    model.add_argument("--heads", type=int, default=2)
-    model.add_argument("--max-len", type=int, default=50, help="history length the model reads (default: 50)")
-    model.add_argument("--dropout", type=float, default=0.2)
-    training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=int, default=40)
-    training.add_argument("--batch-size", type=int, default=128)
-    training.add_argument("--learning-rate", type=float, default=1e-3)
-    training.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS_ROOT, help="default: %(default)s")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class TrainSasrecJob:
+    """Options of one SASRec training run (model defaults: RecBole's SASRec)."""
+
+    data: Path = DEFAULT_ARTIFACTS_ROOT / WORLD_KIND
+    """a world artifact (version or kind dir; LATEST is followed) or your dir of items.parquet, interactions.parquet"""
+    min_satisfaction: float = 0.5
+    """interactions at or above this satisfaction are positives"""
+    hidden: int = 64
+    """hidden size"""
+    layers: int = 2
+    """transformer layers"""
+    heads: int = 2
+    """attention heads"""
+    max_len: int = 50
+    """history length the model reads"""
+    dropout: float = 0.2
+    """dropout rate"""
+    epochs: int = 40
+    """training epochs"""
+    batch_size: int = 128
+    """sequences per step"""
+    learning_rate: float = 1e-3
+    """Adam learning rate"""
+    seed: int = 0
+    """initialisation and data order"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
 
 
 def _data_directory(path: Path) -> Path:
@@ -67,25 +62,24 @@ def _data_directory(path: Path) -> Path:
     return resolve_artifact(path, WORLD_KIND)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(job: TrainSasrecJob) -> Path:
     """Train, evaluate, publish; returns the artifact version directory."""
-    args = parse_args(argv)
-    data_dir = _data_directory(args.data)
+    data_dir = _data_directory(job.data)
     dataset = load_dataset(data_dir / "items.parquet", data_dir / "interactions.parquet")
     vocabulary = ItemVocabulary(dataset.items["item_id"].tolist())
-    split = leave_last_out(positive_sequences(dataset.interactions, vocabulary, args.min_satisfaction))
+    split = leave_last_out(positive_sequences(dataset.interactions, vocabulary, job.min_satisfaction))
     if not split.test:
         sys.exit(f"no user has 3 or more positive interactions in {data_dir}; nothing to evaluate on")
     config = SASRecConfig(
         num_items=len(vocabulary),
-        hidden=args.hidden,
-        layers=args.layers,
-        heads=args.heads,
-        max_len=args.max_len,
-        dropout=args.dropout,
+        hidden=job.hidden,
+        layers=job.layers,
+        heads=job.heads,
+        max_len=job.max_len,
+        dropout=job.dropout,
     )
     options = TrainingOptions(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed
+        epochs=job.epochs, batch_size=job.batch_size, learning_rate=job.learning_rate, seed=job.seed
     )
     print(
         f"{len(split.train)} training sequences, {len(split.test)} test users, {len(vocabulary)} items",
@@ -100,9 +94,9 @@ def main(argv: list[str] | None = None) -> Path:
         "popularity": evaluate(lambda histories: np.tile(popularity, (len(histories), 1)), split.test),
     }
     metrics["recall@10_vs_popularity"] = metrics["sasrec"]["recall@10"] / max(metrics["popularity"]["recall@10"], 1e-12)
-    parameters = {"min_satisfaction": args.min_satisfaction, "model": config.to_dict(), "training": vars(options)}
+    parameters = {"min_satisfaction": job.min_satisfaction, "model": config.to_dict(), "training": vars(options)}
     inputs = {"data": input_record(data_dir)} if (data_dir / "manifest.json").is_file() else {"data": str(data_dir)}
-    with ArtifactWriter(args.artifacts, SASREC_KIND, parameters, inputs=inputs) as writer:
+    with ArtifactWriter(job.artifacts, SASREC_KIND, parameters, inputs=inputs) as writer:
         write_sasrec_files(writer.dir, result.model, config, vocabulary, popularity)
         (writer.dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (writer.dir / "training_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in result.log))
@@ -112,6 +106,11 @@ def main(argv: list[str] | None = None) -> Path:
     print(json.dumps({k: metrics[k] for k in ("sasrec", "popularity", "recall@10_vs_popularity")}, indent=2))
     print(f"published {writer.final_dir}")
     return writer.final_dir
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``run`` with options from the command line."""
+    return run(parse_config(TrainSasrecJob, argv, __doc__, "python -m serendip.jobs.train_sasrec"))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ k-means path (paper ref [3], items without a taxonomy):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -35,8 +34,10 @@ from serendip.core.parallel import map_tasks
 
 TREE_LEVELS = 4
 TOKEN_PATTERN = r"(?u)\b[a-z][a-z]+\b"
-METHODS = ("auto", "taxonomy", "kmeans")
-BALANCE_MODES = ("items", "traffic")
+TreeMethod = Literal["auto", "taxonomy", "kmeans"]
+BalanceMode = Literal["items", "traffic"]
+METHODS: tuple[str, ...] = get_args(TreeMethod)
+BALANCE_MODES: tuple[str, ...] = get_args(BalanceMode)
 BALANCED_CANDIDATES = 3
 
 
@@ -44,11 +45,11 @@ BALANCED_CANDIDATES = 3
 class TreeBuildConfig:
     """Parameters of :func:`build_tree`."""
 
-    method: str = "auto"
+    method: TreeMethod = "auto"
     """"taxonomy" imports the items' taxonomy column, "kmeans" clusters embeddings, "auto" picks taxonomy
     when every item has one."""
     branching: tuple[int, int, int, int] = (3, 3, 4, 2)
-    balance_by: str = "items"
+    balance_by: BalanceMode = "items"
     size_tolerance: float = 0.0
     text_weight: float = 1.0
     visual_weight: float = 1.0
@@ -467,11 +468,3 @@ def tree_report(tree: ClusterTree, items: pd.DataFrame, truth: pd.DataFrame | No
             entry["purity"] = round(purity(joined[column].tolist(), joined[f"{column}_true"].tolist()), 4)
         levels[str(level)] = entry
     return {"items": int(len(frame)), "levels": levels}
-
-
-def parse_branching(text: str) -> tuple[int, int, int, int]:
-    """Parse "3,3,4,2" into a 4-tuple of positive ints."""
-    parts = [part for part in re.split(r"[,x ]+", text.strip()) if part]
-    if len(parts) != TREE_LEVELS or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise ConfigError(f"branching must be {TREE_LEVELS} positive integers like 3,3,4,2; got {text!r}")
-    return tuple(int(part) for part in parts)  # type: ignore[return-value]

@@ -14,6 +14,7 @@ from serendip.artifacts.curation import CURATION_KIND
 from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.jobs import evaluate, train_mllm
 from serendip.pipeline import SMALL, run_pipeline
+from triton_models.build_engines import BuildEnginesJob
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,12 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """world (200 items) -> tree -> curation -> MLLM (video CoT, a few steps) -> SASRec -> model repository, and a
     text-only MLLM in a second root (so the first root's LATEST stays the video model)."""
     root, text_root = tmp_path_factory.mktemp("artifacts"), tmp_path_factory.mktemp("text-only")
-    config = dataclasses.replace(SMALL, users=200, curate_variants="video_cot,text_only", mllm_queue_delay_us=None)
+    config = dataclasses.replace(
+        SMALL,
+        world=dataclasses.replace(SMALL.world, users=200),
+        curation=dataclasses.replace(SMALL.curation, variants=("video_cot", "text_only")),
+        repository=BuildEnginesJob(),
+    )
     built = run_pipeline(root, config, until=REPOSITORY_KIND, log=lambda _: None)
     steps = ["--steps", "4", "--batch-size", "4", "--heldout-limit", "4", "--checkpoint-every", "4"]
     train_mllm.main(

@@ -12,6 +12,7 @@ import pytest
 
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.models.mllm.prompts import PromptVariant
 from serendip.pipeline import SMALL, run_pipeline
 
 
@@ -30,9 +31,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     """96-item world (2x2x3x2 taxonomy, 24-frame 64 px mp4s) and a video_only MLLM on 2 frames (2 steps)."""
     root = tmp_path_factory.mktemp("chain")
     config = dataclasses.replace(
-        SMALL, items=96, users=200, seed=3, curate_variants="video_only", mllm_variant="video_only", mllm_steps=2
+        SMALL,
+        world=dataclasses.replace(SMALL.world, items=96, users=200, seed=3),
+        curation=dataclasses.replace(SMALL.curation, variants=("video_only",)),
+        mllm=dataclasses.replace(
+            SMALL.mllm, variant=PromptVariant.VIDEO_ONLY, steps=2, heldout_limit=2, checkpoint_every=2
+        ),
     )
-    built = run_pipeline(root, dataclasses.replace(config, mllm_heldout_limit=2, mllm_checkpoint_every=2), MLLM_KIND)
+    built = run_pipeline(root, config, MLLM_KIND)
     return Chain(root, built[WORLD_KIND], built[MLLM_KIND], load_world(built[WORLD_KIND]).items)
 
 

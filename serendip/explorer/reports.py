@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from serendip.explorer.files import IMAGE_TYPES
+from serendip.explorer.files import IMAGE_TYPES, resolve_inside
 
 REPORT_ORDER = ("eval", "loadtest", "replay")
 """Kinds shown first, in this order; any other kind follows alphabetically."""
@@ -58,13 +58,18 @@ def _kind_rank(kind: str) -> tuple[int, str]:
 
 
 def figures_named_in(markdown: str, reports_dir: Path) -> list[str]:
-    """Image paths a markdown text names that lie in the reports directory (relative to it)."""
+    """Image paths a markdown text names that lie in the reports directory, relative to it (a leading
+    ``reports/`` or the directory's own name is taken as the directory itself)."""
     found: list[str] = []
     for match in re.finditer(r"[\w./-]+\.(?:png|jpe?g|svg)", markdown):
         path = match.group(0)
-        relative = path.split(f"{reports_dir.name}/", 1)[1] if f"{reports_dir.name}/" in path else path
-        if (reports_dir / relative).is_file() and relative not in found:
-            found.append(relative)
+        candidates = [path] + [
+            path.split(f"{name}/", 1)[1] for name in ("reports", reports_dir.name) if f"{name}/" in path
+        ]
+        for relative in candidates:
+            if resolve_inside(reports_dir, relative) is not None and relative not in found:
+                found.append(relative)
+                break
     return found
 
 

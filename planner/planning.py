@@ -120,17 +120,29 @@ class Planner:
             if overlay is not None and mllm is not None
             else None
         )
+        self._cluster_of: dict[str, str] = {
+            item_id: tree.node_of(item_id, level)  # type: ignore[misc]
+            for item_id in tree.item_ids
+        }
+        """Item id -> planning-level cluster: one dict lookup per history item on the hot path."""
         self._recent_sources: deque[bool] = deque(maxlen=1000)
         self._recent_hits = 0
+        self._plans_counted = {source: metrics.PLANS.labels(source.name) for source in Source}
+        metrics.CACHE_HIT_RATIO.set_function(self.recent_hit_ratio)
         self._background: set[asyncio.Task] = set()
 
     def context_cluster(self, item_id: str) -> str | None:
         """The item's planning-level cluster, None when the item is not in the tree."""
-        return self.tree.node_of(item_id, self.level) if item_id in self.tree else None
+        return self._cluster_of.get(item_id)
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
         """Planning-level clusters of the known history items."""
-        return {self.tree.node_of(i, self.level) for i in history_item_ids if i in self.tree}  # type: ignore[misc]
+        cluster_of = self._cluster_of
+        return {cluster_of[i] for i in history_item_ids if i in cluster_of}
+
+    def recent_hit_ratio(self) -> float:
+        """Share of CACHE answers over the last 1,000 plans (0 before the first)."""
+        return self._recent_hits / len(self._recent_sources) if self._recent_sources else 0.0
 
     def cached(self, item_id: str) -> tuple[list[Planned], str] | None:
         """The item's plan from the batch table, else from the overlay, with its version; None on a miss."""
@@ -171,14 +183,13 @@ class Planner:
         return PlanOutcome(demote_recent(ranked, recent, n), Source.FALLBACK, "fallback", context_cluster)
 
     def _count(self, source: Source) -> None:
-        metrics.PLANS.labels(source.name).inc()
+        self._plans_counted[source].inc()
         hit = source is Source.CACHE
         recent = self._recent_sources
         if len(recent) == recent.maxlen:
             self._recent_hits -= recent[0]
         recent.append(hit)
         self._recent_hits += hit
-        metrics.CACHE_HIT_RATIO.set(self._recent_hits / len(recent))
 
     def _can_plan(self, item_id: str, request_content: ContextContent | None) -> bool:
         """True when a model is configured and there is something to show it."""

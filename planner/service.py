@@ -50,6 +50,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self._retriever: retriever_pb2_grpc.RetrieverStub | None = None
         self.retrieve_latency = LatencyEstimate(RETRIEVE_PRIOR_S)
         self._requests = 0
+        self._cluster_refs: dict[str, common_pb2.ClusterRef] = {}
 
     def _ready(self) -> Planner:
         if self.planner is None:
@@ -57,8 +58,13 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         return self.planner
 
     def _cluster_ref(self, cluster_id: str) -> common_pb2.ClusterRef:
-        node = self._ready().tree.node(cluster_id)
-        return common_pb2.ClusterRef(cluster_id=node.node_id, level=node.level, description=node.description)
+        """The cluster's reference, built once per cluster (the tree never changes while serving)."""
+        ref = self._cluster_refs.get(cluster_id)
+        if ref is None:
+            node = self._ready().tree.node(cluster_id)
+            ref = common_pb2.ClusterRef(cluster_id=node.node_id, level=node.level, description=node.description)
+            self._cluster_refs[cluster_id] = ref
+        return ref
 
     async def _plan(self, request, n: int, deadline: Deadline) -> PlanOutcome:
         planner = self._ready()

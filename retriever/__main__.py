@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 
 from retriever.loading import load_retrieval_model
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     retrieval_model = (
         load_retrieval_model(args.sasrec, args.tree, args.triton_url, args.planning_level) if args.sasrec else None
     )
+    gc.freeze()  # the item table and cluster index loaded above never die: keep them out of every collection
     run_service([retriever_binding(RetrieverServicer(retrieval_model))], args)
 
 

@@ -89,7 +89,7 @@ class TritonModelClient:
 
     @contextlib.contextmanager
     def _errors_mapped(self, timeout_s: float | None) -> Iterator[None]:
-        """Triton's failures of the block as the domain errors the status interceptor maps to gRPC codes."""
+        """Triton's failures of the block as the domain errors the service guard maps to gRPC codes."""
         try:
             yield
         except InferenceServerException as error:

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 from bench.load.calls import Call, timed_call
+from bench.load.collector import collector_paused
 from bench.load.stats import OK, StepResult
 
 
@@ -57,7 +58,8 @@ async def run_closed_loop(
             else:
                 errors[outcome] += 1
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    with collector_paused():
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     return StepResult(
         target=target,
         mode="closed",

@@ -12,7 +12,6 @@ endpoint), and the CACHE share is measured over everything sent after it.
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import urllib.request
 from collections import Counter
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from bench.load.calls import status_name
+from bench.load.collector import collector_paused
 from bench.load.mix import RequestMix
 from bench.load.stats import percentile
 from bench.load.targets import CHANNEL_OPTIONS
@@ -240,16 +240,14 @@ async def run_replay(
             if twice and depth == 0:
                 warmup_end = now
 
-    gc.freeze()  # the load generator's own collections must not show up as the server's latency
-    gc.disable()
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        send = channel.unary_unary(PLAN_METHOD)
-        watcher = asyncio.ensure_future(watch_warmup())
-        try:
-            await asyncio.gather(*(worker(send) for _ in range(concurrency)))
-        finally:
-            watcher.cancel()
-            gc.enable()
+    with collector_paused():
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+            send = channel.unary_unary(PLAN_METHOD)
+            watcher = asyncio.ensure_future(watch_warmup())
+            try:
+                await asyncio.gather(*(worker(send) for _ in range(concurrency)))
+            finally:
+                watcher.cancel()
     return ReplayResult(sent, loop.time() - started, warmup_end, interval_s, queue_depths)
 
 

@@ -1,7 +1,7 @@
-"""Domain errors raised by service handlers; the status interceptor maps each to one gRPC code.
+"""Domain errors raised by service handlers; the service guard maps each to one gRPC code.
 
 Handlers never build status codes by hand: they raise one of these and
-``serendip.service.interceptor.StatusInterceptor`` aborts the call with ``grpc_code``.
+``serendip.service.guard`` aborts the call with ``grpc_code``.
 """
 
 from __future__ import annotations

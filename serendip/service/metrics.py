@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 REQUESTS = Counter(
@@ -17,10 +19,17 @@ LATENCY = Histogram(
 )
 
 
+@cache
+def _series(method: str, code: str) -> tuple[Counter, Histogram]:
+    """The labelled children of one method and code (``labels()`` is a lookup under a lock: done once)."""
+    return REQUESTS.labels(method, code), LATENCY.labels(method, code)
+
+
 def observe_request(method: str, code: str, seconds: float) -> None:
     """Record one finished request."""
-    REQUESTS.labels(method, code).inc()
-    LATENCY.labels(method, code).observe(seconds)
+    requests, latency = _series(method, code)
+    requests.inc()
+    latency.observe(seconds)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

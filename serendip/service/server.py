@@ -1,5 +1,5 @@
-"""Server core shared by the Planner and Retriever: grpc.aio server with health, reflection,
-the status interceptor, loopback binding and graceful shutdown on SIGTERM/SIGINT."""
+"""Server core shared by the Planner and Retriever: grpc.aio server with health, reflection, guarded handlers
+(status mapping and metrics), loopback binding and graceful shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from serendip.service.interceptor import StatusInterceptor
+from serendip.service.guard import GuardedRegistry
 from serendip.service.metrics import serve_metrics
 
 LOGGER = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ class ServiceBinding:
 
     full_name: str
     add_to_server: Callable[[grpc.aio.Server], None]
+    """Registers the servicer, e.g. a generated ``add_*Servicer_to_server``; it is handed a
+    :class:`GuardedRegistry`, so every unary handler it registers is guarded."""
 
 
 class GrpcService:
@@ -62,7 +64,6 @@ class GrpcService:
     async def start(self) -> int:
         """Bind, start serving, mark every service SERVING and return the bound port."""
         server = grpc.aio.server(
-            interceptors=[StatusInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -70,7 +71,7 @@ class GrpcService:
             ],
         )
         for binding in self.bindings:
-            binding.add_to_server(server)
+            binding.add_to_server(GuardedRegistry(server))  # type: ignore[arg-type]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         service_names = [b.full_name for b in self.bindings]
         reflection.enable_server_reflection(

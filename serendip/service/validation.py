@@ -10,6 +10,11 @@ from serendip.v1.common_pb2 import RecentHistory
 MAX_ID_BYTES = 256
 
 
+def is_valid_id(value: str) -> bool:
+    """True for a non-empty id of at most MAX_ID_BYTES bytes without surrounding whitespace."""
+    return bool(value) and len(value.encode()) <= MAX_ID_BYTES and value == value.strip()
+
+
 def require_id(value: str, field: str) -> str:
     """A non-empty id of at most MAX_ID_BYTES bytes without surrounding whitespace."""
     if not value:
@@ -64,8 +69,10 @@ MAX_EXCLUDED_ITEMS = 10_000
 
 def validate_history(history: RecentHistory, field: str) -> None:
     """At most MAX_HISTORY_EVENTS events, each with a valid item id and satisfaction in [0, 1]."""
-    check_max_count(history.events, f"{field}.events", MAX_HISTORY_EVENTS)
-    for index, event in enumerate(history.events):
-        require_id(event.item_id, f"{field}.events[{index}].item_id")
-        if event.HasField("satisfaction"):
+    events = history.events
+    check_max_count(events, f"{field}.events", MAX_HISTORY_EVENTS)
+    for index, event in enumerate(events):  # field names are only formatted for the error: this is a hot path
+        if not is_valid_id(event.item_id):
+            require_id(event.item_id, f"{field}.events[{index}].item_id")
+        if not 0.0 <= event.satisfaction <= 1.0:  # an unset satisfaction reads 0.0
             check_unit_interval(event.satisfaction, f"{field}.events[{index}].satisfaction")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from serendip.service.errors import InvalidArgumentError
 from serendip.v1 import common_pb2
 
 MAX_PIXELS_PER_IMAGE = 1024 * 1024
+DECODER_NICE = 10
+"""Niceness of the video-decoding worker: decoding for nearline and LIVE planning yields the cores to serving,
+as the MLLM's own process does on CPU (``cpu_nice``)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,12 @@ class ItemStore:
 
     def _decoder(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice,
+                initargs=(DECODER_NICE,),
+            )
         return self._pool
 
 

@@ -68,10 +68,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
 
     async def _plan(self, request, n: int, deadline: Deadline) -> PlanOutcome:
         planner = self._ready()
-        has_content = request.HasField("context_content")
-        content = content_from_request(request.context_content) if has_content else None
+        item_id = request.context_item.item_id
+        # Decoding JPEGs costs milliseconds of this loop: done only when the item has to be planned.
+        must_plan = request.HasField("context_content") and planner.cached(item_id) is None
+        content = content_from_request(request.context_content) if must_plan else None
         history = [event.item_id for event in request.recent_history.events]
-        return await planner.plan(request.context_item.item_id, content, history, n, deadline)
+        return await planner.plan(item_id, content, history, n, deadline)
 
     def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:
         return planner_pb2.PlanResponse(
@@ -173,8 +175,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
     def _exclusions_in(self, cluster_ids: list[str], item_ids: list[str]) -> list[str]:
         """The excluded items that could be retrieved at all: those inside the planned clusters, once each."""
         planner, clusters = self._ready(), set(cluster_ids)
-        known = (i for i in dict.fromkeys(item_ids) if i in planner.tree)
-        return [i for i in known if planner.tree.node_of(i, planner.level) in clusters]
+        return [i for i in dict.fromkeys(item_ids) if planner.context_cluster(i) in clusters]
 
     def _context_parent(self, outcome: PlanOutcome) -> str:
         planner = self._ready()

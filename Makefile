@@ -150,3 +150,14 @@ soak: setup  ## Reliability (not in CI): 60 s at 0.8x saturation, 10k-request fu
 
 eval: setup  ## Offline A/B test of all arms on the world; report in reports/eval/<timestamp>/ (EVAL_ARGS="--users 300")
 	nice $(BIN)/python -m serendip.jobs.evaluate --artifacts $(ARTIFACTS) $(EVAL_ARGS)
+
+# --- Plan explorer (docs/explorer.md) ------------------------------------------------------------------------
+EXPLORE_PORT ?= 8050
+PLANNER_ADDRESS ?= 127.0.0.1:50061
+RETRIEVER_ADDRESS ?= 127.0.0.1:50062
+
+.PHONY: explore
+
+explore: setup  ## Plan explorer on http://127.0.0.1:8050/ over the Planner and Retriever (starts the stack if none serves)
+	$(BIN)/python -m serendip.explorer --artifacts $(ARTIFACTS) --planner $(PLANNER_ADDRESS) \
+		--retriever $(RETRIEVER_ADDRESS) --port $(EXPLORE_PORT) --start-stack

@@ -323,10 +323,12 @@ def create_app(settings: ExplorerSettings, catalogue: Catalogue | None = None) -
             text = settings.benchmarks.read_text()
             benchmarks_html = render_markdown(text)
             benchmark_figures = figures_named_in(text, settings.reports)
+        newest = latest_reports(settings.reports)
+        shown = {figure for report in newest for figure in report.figures}
         context = {
-            "reports": latest_reports(settings.reports),
+            "reports": newest,
             "benchmarks_html": benchmarks_html,
-            "benchmark_figures": benchmark_figures,
+            "benchmark_figures": [figure for figure in benchmark_figures if figure not in shown],
         }
         return render(request, "reports.html", context)
 

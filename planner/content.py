@@ -49,8 +49,10 @@ def decode_jpeg(data: bytes, field: str) -> np.ndarray:
             if image.width * image.height > MAX_PIXELS_PER_IMAGE:
                 raise InvalidArgumentError(field, f"image is {image.width}x{image.height}; at most 1 megapixel")
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise InvalidArgumentError(field, f"is not a decodable JPEG image ({error})") from None
+    except UnidentifiedImageError:
+        raise InvalidArgumentError(field, "is not a decodable JPEG image (unknown image format)") from None
+    except (OSError, ValueError) as error:
+        raise InvalidArgumentError(field, f"is not a decodable JPEG image ({type(error).__name__}: {error})") from None
 
 
 def content_from_request(content: common_pb2.VideoContent) -> ContextContent:

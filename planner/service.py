@@ -111,11 +111,13 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         outcome = await self._plan(request, num_clusters, plan_deadline)
         plan = self._plan_response(outcome, include_reasoning=True)
         planned = [c.cluster.cluster_id for c in plan.clusters]
+        history = [event.item_id for event in request.recent_history.events]
+        excluded = [*request.exclude_item_ids, request.context_item.item_id, *history]  # nothing seen comes back
         retrieve = retriever_pb2.RetrieveRequest(
             history=request.recent_history,
             cluster_ids=planned,
             k=num_items,
-            exclude_item_ids=self._exclusions_in(planned, [*request.exclude_item_ids, request.context_item.item_id]),
+            exclude_item_ids=self._exclusions_in(planned, excluded),
             per_cluster_quota=math.ceil(num_items / max(len(plan.clusters), 1)),
         )
         retrieved = await self._retrieve(retrieve, deadline.earlier_by(reserve_s))
@@ -123,9 +125,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             source = planner_pb2.RETRIEVAL_SOURCE_SEQUENCE_MODEL
         else:
             source = planner_pb2.RETRIEVAL_SOURCE_POPULAR_IN_CLUSTER
-            history = [event.item_id for event in request.recent_history.events]
-            excluded = {*request.exclude_item_ids, request.context_item.item_id, *history}
-            retrieved = self._popular(planned, num_items, retrieve.per_cluster_quota, excluded)
+            retrieved = self._popular(planned, num_items, retrieve.per_cluster_quota, set(excluded))
         context_parent = self._context_parent(outcome)
         return planner_pb2.RecommendResponse(
             items=[self._recommended(item, context_parent) for item in retrieved],

@@ -153,6 +153,22 @@ def test_recommend_retrieves_inside_the_planned_clusters(stack, pipeline_tree) -
         assert item.reason.startswith("new to you")
 
 
+def test_recommend_never_returns_items_of_the_history(stack, pipeline_tree) -> None:
+    item_id = _uncached_item(stack, pipeline_tree, offset=9)
+    context = common_pb2.ItemRef(item_id=item_id)
+    stub = _stub(stack.planner_address)
+    first = stub.Recommend(planner_pb2.RecommendRequest(context_item=context, num_items=6, num_clusters=50), timeout=20)
+    seen = [item.item_id for item in first.items[:3]]
+    again = stub.Recommend(
+        planner_pb2.RecommendRequest(
+            context_item=context, num_items=6, num_clusters=50, recent_history=_history(*seen)
+        ),
+        timeout=20,
+    )
+    assert seen and again.items
+    assert not set(seen) & {item.item_id for item in again.items}
+
+
 @pytest.mark.parametrize(
     ("fields", "code", "prefix"),
     [

@@ -64,11 +64,14 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
         if history:
             histories = np.asarray([left_pad(history, model.max_len)], dtype=np.int64)
             user = (await model.client.user_embeddings(histories, deadline))[0]
+        excluded = list(request.exclude_item_ids)
+        if not request.include_history_items:
+            excluded += [event.item_id for event in request.history.events]
         items = model.index.top_k(
             user,
             list(request.cluster_ids) or None,
             request.k,
-            exclude_item_ids=request.exclude_item_ids,
+            exclude_item_ids=excluded,
             per_cluster_quota=request.per_cluster_quota,
         )
         return retriever_pb2.RetrieveResponse(

@@ -105,6 +105,14 @@ def test_exclusions_and_fewer_than_k(retriever_stub) -> None:
     assert sorted(item.item_id for item in reply.items) == ["i06", "i07", "i08"]
 
 
+def test_history_items_are_excluded_unless_asked_for(retriever_stub) -> None:
+    history = _history("i05", "i06")  # both in c3-001
+    default = _retrieve(retriever_stub, history=history, cluster_ids=["c3-001"], k=50)
+    assert sorted(item.item_id for item in default.items) == ["i07", "i08", "i09"]
+    kept = _retrieve(retriever_stub, history=history, cluster_ids=["c3-001"], k=50, include_history_items=True)
+    assert sorted(item.item_id for item in kept.items) == ["i05", "i06", "i07", "i08", "i09"]
+
+
 def test_per_cluster_quota(retriever_stub) -> None:
     reply = _retrieve(
         retriever_stub, history=_history("i01"), cluster_ids=["c3-000", "c3-001", "c3-010"], k=9, per_cluster_quota=2

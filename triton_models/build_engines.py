@@ -5,7 +5,8 @@ From the trained ``mllm`` and ``sasrec`` artifacts, writes a versioned ``model_r
 
 - ``mllm/``    python-backend model; engine ``torch`` (transformers, CPU or CUDA) or ``tensorrt_llm``
                (TensorRT-LLM LLM API, needs the NGC tritonserver:<ver>-trtllm-python-py3 image and a GPU)
-- ``seqrec/``  python-backend model running the SASRec TorchScript with dynamic batching
+- ``seqrec/``  python-backend model running the SASRec user encoder with dynamic batching: the TorchScript, or
+               (``--seqrec-format export``) an AOTInductor package compiled here from its ``torch.export`` program
 - ``seqrec.libtorch.pbtxt``  the ``pytorch_libtorch`` config of the same TorchScript, for the NGC image
 - ``manifest.json``  inputs (artifact versions and hashes), parameters, file hashes
 
@@ -28,7 +29,7 @@ from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, inp
 from serendip.core.cli import parse_config
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
-from triton_models.seqrec import seqrec_libtorch_config, write_seqrec_model
+from triton_models.seqrec import SeqrecFormat, seqrec_libtorch_config, write_seqrec_model
 from triton_models.trtllm_engine import NGC_IMAGE_HINT, TensorRTLLMUnavailableError, import_tensorrt_llm
 
 
@@ -52,6 +53,8 @@ class BuildEnginesJob:
     """mllm dynamic-batching delay"""
     seqrec_queue_delay_us: int = 1000
     """seqrec dynamic-batching delay"""
+    seqrec_format: SeqrecFormat = "torchscript"
+    """seqrec runs the TorchScript, or an AOTInductor package compiled now from the torch.export program (needs g++)"""
 
 
 def build_repository(job: BuildEnginesJob) -> Path:
@@ -65,6 +68,7 @@ def build_repository(job: BuildEnginesJob) -> Path:
         "mllm_instances": job.mllm_instances,
         "mllm_queue_delay_us": job.mllm_queue_delay_us,
         "seqrec_queue_delay_us": job.seqrec_queue_delay_us,
+        "seqrec_format": job.seqrec_format,
     }
     inputs = {"mllm": input_record(mllm_dir), "sasrec": input_record(sasrec_dir)}
     sasrec = SASRecArtifact.load(sasrec_dir)
@@ -77,7 +81,13 @@ def build_repository(job: BuildEnginesJob) -> Path:
             instance_count=job.mllm_instances,
             max_queue_delay_us=job.mllm_queue_delay_us,
         )
-        write_seqrec_model(writer.dir, sasrec, max_queue_delay_us=job.seqrec_queue_delay_us, gpu=gpu)
+        write_seqrec_model(
+            writer.dir,
+            sasrec,
+            model_format=job.seqrec_format,
+            max_queue_delay_us=job.seqrec_queue_delay_us,
+            gpu=gpu,
+        )
         (writer.dir / LIBTORCH_CONFIG_FILE).write_text(text_format.MessageToString(seqrec_libtorch_config(sasrec)))
         writer.counts["models"] = 2
     return writer.final_dir

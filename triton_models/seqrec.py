@@ -1,22 +1,35 @@
-"""The ``seqrec`` Triton model: the SASRec TorchScript user encoder.
+"""The ``seqrec`` Triton model: the SASRec user encoder.
 
 Two configs are generated from the same artifact: a python-backend model (the embedded default; the
 CPU tritonserver here has only the python backend) and a ``pytorch_libtorch`` model for the NGC
 tritonserver image on GPU nodes.
+
+The python-backend model runs one of two formats of the same encoder (config parameter ``model_format``):
+``torchscript`` (the artifact's ``user_encoder.pt``, the default) or ``export`` (an AOTInductor package compiled
+here, at install time, from the artifact's ``torch.export`` ExportedProgram ``user_encoder.pt2`` for the instance
+kind's device).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal, get_args
 
 from tritonclient.grpc import model_config_pb2 as mc
 
 from serendip.artifacts.sasrec import USER_ENCODER, SASRecArtifact
+from serendip.core.errors import ArtifactError
+from serendip.models.sasrec.export import compile_user_encoder
 from triton_models.model_config import add_zero_warmup, install_python_model, python_backend_config
 from triton_models.specs import HISTORY, SEQREC, USER_EMBEDDING
 
 SEQREC_SOURCE = Path(__file__).parent / "python_models" / "seqrec.py"
+SeqrecFormat = Literal["torchscript", "export"]
+"""``torchscript``: the TorchScript file; ``export``: an AOTInductor package of the ``torch.export`` program."""
+USER_ENCODER_PACKAGE = "user_encoder_aoti.pt2"
+"""File name of the AOTInductor package in the model's version directory."""
+MODEL_FILES: dict[str, str] = {"torchscript": USER_ENCODER, "export": USER_ENCODER_PACKAGE}
 
 
 def seqrec_python_config(
@@ -28,8 +41,12 @@ def seqrec_python_config(
     instance_count: int = 1,
     gpu: bool = False,
     torch_threads: int = 1,
+    model_format: SeqrecFormat = "torchscript",
 ) -> mc.ModelConfig:
-    """Python-backend config; dynamic batching unless ``max_queue_delay_us`` is None."""
+    """Python-backend config; dynamic batching unless ``max_queue_delay_us`` is None. The parameters
+    ``model_format`` and ``model_file`` tell the model which file to load and how."""
+    if model_format not in MODEL_FILES:
+        raise ValueError(f"seqrec model_format must be one of {get_args(SeqrecFormat)}, not {model_format!r}")
     inputs = [HISTORY.with_dims((artifact.config.max_len,))]
     config = python_backend_config(
         name,
@@ -39,7 +56,11 @@ def seqrec_python_config(
         max_queue_delay_us=max_queue_delay_us,
         instance_count=instance_count,
         gpu=gpu,
-        parameters={"torchscript_file": USER_ENCODER, "torch_threads": str(torch_threads)},
+        parameters={
+            "model_format": model_format,
+            "model_file": MODEL_FILES[model_format],
+            "torch_threads": str(torch_threads),
+        },
     )
     add_zero_warmup(config, inputs)
     return config
@@ -63,9 +84,25 @@ def seqrec_libtorch_config(
     return config
 
 
-def write_seqrec_model(repository: Path, artifact: SASRecArtifact, **options: object) -> Path:
-    """Install the python-backend ``seqrec`` model (config, model.py, TorchScript) into ``repository``."""
-    config = seqrec_python_config(artifact, **options)  # type: ignore[arg-type]
+def write_seqrec_model(
+    repository: Path, artifact: SASRecArtifact, *, model_format: SeqrecFormat = "torchscript", **options: object
+) -> Path:
+    """Install the python-backend ``seqrec`` model (config, model.py, the encoder file) into ``repository``.
+
+    ``model_format="export"`` compiles the artifact's ExportedProgram with AOTInductor (tens of seconds on CPU)
+    for the device of ``options["gpu"]``.
+    """
+    config = seqrec_python_config(artifact, model_format=model_format, **options)  # type: ignore[arg-type]
+    if model_format == "export" and not artifact.exported_user_encoder_path.is_file():
+        raise ArtifactError(
+            f"sasrec {artifact.version} has no torch.export program ({artifact.exported_user_encoder_path.name}; "
+            "versions written before it existed lack it): run `make train-sasrec`, or build with "
+            "--seqrec-format torchscript"
+        )
     model_dir = install_python_model(repository, config, SEQREC_SOURCE)
-    shutil.copyfile(artifact.user_encoder_path, model_dir / "1" / USER_ENCODER)
+    model_file = model_dir / "1" / MODEL_FILES[model_format]
+    if model_format == "export":
+        compile_user_encoder(artifact.exported_user_encoder_path, model_file, "cuda" if options.get("gpu") else "cpu")
+    else:
+        shutil.copyfile(artifact.user_encoder_path, model_file)
     return model_dir

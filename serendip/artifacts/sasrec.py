@@ -3,13 +3,17 @@
 Layout of a version directory (schema ``SCHEMA_VERSION``):
 
 - ``user_encoder.pt``  TorchScript (scripted, frozen): history [B, max_len] int64 -> user embedding [B, D]
+- ``user_encoder.pt2``  the same encoder as a ``torch.export`` ExportedProgram (``torch.export.save``; batch
+  dimension dynamic, length fixed at max_len), the source ``build-engines --seqrec-format export`` compiles
+  into an AOTInductor package for its device
 - ``item_embeddings.npy``  float32 [N + 1, D]; row 0 is padding
 - ``item_ids.json``  catalogue id of model index i at position i - 1
 - ``popularity.npy``  float64 [N + 1] training counts (cold-start ranking)
 - ``model_config.json``  SASRecConfig fields
 - ``metrics.json``, ``training_log.jsonl``, ``manifest.json``
 
-Nothing here needs torch: the Retriever reads the tables, Triton loads the TorchScript file.
+Nothing here needs torch: the Retriever reads the tables, Triton loads the TorchScript file (or the package
+compiled from the ExportedProgram).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from serendip.artifacts.store import resolve_artifact
 SASREC_KIND = "sasrec"
 SCHEMA_VERSION = 1
 USER_ENCODER = "user_encoder.pt"
+EXPORTED_USER_ENCODER = "user_encoder.pt2"
 ITEM_EMBEDDINGS = "item_embeddings.npy"
 ITEM_IDS = "item_ids.json"
 POPULARITY = "popularity.npy"
@@ -92,7 +97,7 @@ def write_sasrec_tables(
     item_embeddings: np.ndarray,
     popularity: np.ndarray,
 ) -> None:
-    """Write everything but the TorchScript file into ``directory`` (a version being written)."""
+    """Write everything but the user encoder files into ``directory`` (a version being written)."""
     np.save(directory / ITEM_EMBEDDINGS, item_embeddings.astype(np.float32, copy=False), allow_pickle=False)
     np.save(directory / POPULARITY, popularity, allow_pickle=False)
     vocabulary.save(directory / ITEM_IDS)
@@ -111,7 +116,7 @@ class SASRecArtifact:
 
     @classmethod
     def load(cls, path: Path) -> SASRecArtifact:
-        """Read everything except the TorchScript file (Triton loads that).
+        """Read everything except the user encoder files (Triton loads those).
 
         ``path`` is a version directory, the kind directory (its LATEST) or the artifacts root.
         """
@@ -128,6 +133,11 @@ class SASRecArtifact:
     def user_encoder_path(self) -> Path:
         """The TorchScript file."""
         return self.directory / USER_ENCODER
+
+    @property
+    def exported_user_encoder_path(self) -> Path:
+        """The ``torch.export`` ExportedProgram (absent from versions written before it existed)."""
+        return self.directory / EXPORTED_USER_ENCODER
 
     @property
     def version(self) -> str:

@@ -9,6 +9,7 @@ from serendip.models.sasrec.export import script_user_encoder
 from serendip.models.sasrec.ranking_metrics import evaluate, popularity_scores, recall_ndcg_at_k, target_ranks
 from serendip.models.sasrec.sequences import EvaluationCase, history_tensor, leave_last_out
 from serendip.models.sasrec.training import score_with
+from tests.retriever.parity import parity_histories
 
 
 def test_target_ranks_mask_history_and_padding() -> None:
@@ -50,3 +51,13 @@ def test_torchscript_export_matches_eager(trained_sasrec) -> None:
         torch.testing.assert_close(exported(histories), eager, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(script_user_encoder(result.model)(histories), eager, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(artifact.item_embeddings, result.model.item_table().numpy())
+
+
+def test_torch_export_program_matches_torchscript(trained_sasrec) -> None:
+    """The artifact's ExportedProgram (run eagerly) gives the TorchScript's embeddings, batch size dynamic."""
+    _result, split, artifact = trained_sasrec
+    scripted = torch.jit.load(str(artifact.user_encoder_path))
+    exported = torch.export.load(str(artifact.exported_user_encoder_path)).module()
+    for histories in parity_histories(split, artifact.config):
+        with torch.no_grad():
+            torch.testing.assert_close(exported(histories), scripted(histories), rtol=1e-5, atol=1e-5)

@@ -1,14 +1,25 @@
-"""Both seqrec configs (python backend here, pytorch_libtorch for the NGC image) parse back as written."""
+"""Both seqrec configs (python backend here, pytorch_libtorch for the NGC image) parse back as written; the
+python backend's format (TorchScript or torch.export) is selected by build-engines."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from serendip.artifacts.sasrec import EXPORTED_USER_ENCODER, SASRecArtifact
+from serendip.core.errors import ArtifactError
+from triton_models import build_engines
 from triton_models.model_config import read_config, write_config
-from triton_models.seqrec import seqrec_libtorch_config, seqrec_python_config
+from triton_models.seqrec import (
+    USER_ENCODER_PACKAGE,
+    seqrec_libtorch_config,
+    seqrec_python_config,
+    write_seqrec_model,
+)
 from triton_models.specs import SEQREC
 
 
@@ -20,7 +31,8 @@ def test_python_backend_config(trained_sasrec, tmp_path: Path) -> None:
     assert list(config.input[0].dims) == [artifact.config.max_len]
     assert config.input[0].data_type == mc.TYPE_INT64
     assert list(config.output[0].dims) == [artifact.config.hidden]
-    assert config.parameters["torchscript_file"].string_value == "user_encoder.pt"
+    assert config.parameters["model_format"].string_value == "torchscript"
+    assert config.parameters["model_file"].string_value == "user_encoder.pt"
     warmup = config.model_warmup[0]
     assert warmup.inputs["HISTORY"].zero_data and list(warmup.inputs["HISTORY"].dims) == [artifact.config.max_len]
 
@@ -45,3 +57,27 @@ def test_libtorch_config_for_gpu_deployments(trained_sasrec) -> None:
     assert config.platform == "pytorch_libtorch" and config.default_model_filename == "user_encoder.pt"
     assert [i.name for i in config.input] == ["INPUT__0"] and [o.name for o in config.output] == ["OUTPUT__0"]
     assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+
+
+def test_export_format_config_names_the_package(trained_sasrec) -> None:
+    config = seqrec_python_config(trained_sasrec[2], model_format="export")
+    assert config.parameters["model_format"].string_value == "export"
+    assert config.parameters["model_file"].string_value == USER_ENCODER_PACKAGE
+    with pytest.raises(ValueError, match="model_format"):
+        seqrec_python_config(trained_sasrec[2], model_format="onnx")  # type: ignore[arg-type]
+
+
+def test_export_format_needs_the_artifacts_torch_export_program(trained_sasrec, tmp_path: Path) -> None:
+    """A sasrec version written before the ExportedProgram existed is refused with the command to run."""
+    older = tmp_path / "v-older"
+    shutil.copytree(trained_sasrec[2].directory, older)
+    (older / EXPORTED_USER_ENCODER).unlink()
+    with pytest.raises(ArtifactError, match="train-sasrec"):
+        write_seqrec_model(tmp_path / "repository", SASRecArtifact.load(older), model_format="export")
+    assert not (tmp_path / "repository").exists()
+
+
+def test_build_engines_selects_the_seqrec_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_engines, "run", lambda job: job)
+    assert build_engines.main([]).seqrec_format == "torchscript"
+    assert build_engines.main(["--seqrec-format", "export"]).seqrec_format == "export"

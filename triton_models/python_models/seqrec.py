@@ -1,8 +1,12 @@
-"""Triton python-backend model running the TorchScript SASRec user encoder.
+"""Triton python-backend model running the SASRec user encoder.
 
 HISTORY [B, max_len] int64 (left-padded item indices) -> USER_EMBEDDING [B, hidden] float32.
 Requests gathered by dynamic batching are run as one forward pass. Runs on the instance's GPU when
 the instance group is KIND_GPU, else on CPU with ``torch_threads`` threads.
+
+Config parameters: ``model_format`` ``torchscript`` (``torch.jit.load``) or ``export`` (an AOTInductor package of
+the ``torch.export`` program, ``torch._inductor.aoti_load_package``, compiled for this instance kind's device),
+``model_file`` the file in the version directory.
 """
 
 import os
@@ -36,9 +40,18 @@ class TritonPythonModel:
         else:
             self.device = torch.device("cpu")
             torch.set_num_threads(int(parameters.get("torch_threads", "1")))
-        model_path = Path(args["model_repository"]) / args["model_version"] / parameters["torchscript_file"]
-        self.encoder = torch.jit.load(str(model_path), map_location=self.device)
-        self.encoder.eval()
+        model_path = Path(args["model_repository"]) / args["model_version"] / parameters["model_file"]
+        model_format = parameters.get("model_format", "torchscript")
+        if model_format == "torchscript":
+            self.encoder = torch.jit.load(str(model_path), map_location=self.device)
+            self.encoder.eval()
+        elif model_format == "export":
+            from torch._inductor import aoti_load_package
+
+            device_index = self.device.index if self.device.type == "cuda" else -1
+            self.encoder = aoti_load_package(str(model_path), device_index=device_index)
+        else:
+            raise ValueError(f"unknown seqrec model_format {model_format!r} (torchscript or export)")
 
     def execute(self, requests):
         histories = [pb_utils.get_input_tensor_by_name(r, HISTORY.name).as_numpy() for r in requests]

@@ -12,6 +12,8 @@ Ratios and their goals:
   retriever_vs_triton_echo_qps            Retriever.Retrieve / Triton python-backend echo            >= 0.5
   seqrec_dynamic_batching_on_vs_off_qps   seqrec with / without Triton's dynamic batcher, at 8 and
                                           at --batching-concurrency (32)                             >= 2
+  seqrec_export_vs_torchscript_qps        batched seqrec running the AOTInductor package of the
+                                          torch.export program / the TorchScript, concurrency 8      (no goal)
   mllm_batched_vs_sequential_qps          Triton mllm at 2x its max batch size (16) concurrent / at 1 >= 4
   retriever_vs_stack_triton_seqrec_qps    Retriever / its own seqrec model called directly    (no goal: these two
   stack_triton_seqrec_vs_triton_echo_qps  the stack's seqrec / Triton echo                     split the above)
@@ -91,12 +93,14 @@ def untrained_sasrec(root: Path, num_items: int = 5000) -> SASRecArtifact:
 
 
 def baseline_repository(directory: Path) -> Path:
-    """Triton baselines: ``echo``, and the default-size seqrec with (``seqrec_batched``) and without batching."""
+    """Triton baselines: ``echo``, and the default-size seqrec with (``seqrec_batched``) and without batching, and
+    batched in the ``export`` format (``seqrec_export``: its AOTInductor package is compiled here, tens of seconds)."""
     repository = directory / "models"
     artifact = untrained_sasrec(directory / "baseline-artifacts")
     write_echo_model(repository, name="echo")
     write_seqrec_model(repository, artifact, name="seqrec_batched", max_queue_delay_us=1000)
     write_seqrec_model(repository, artifact, name="seqrec_unbatched", max_queue_delay_us=None)
+    write_seqrec_model(repository, artifact, name="seqrec_export", max_queue_delay_us=1000, model_format="export")
     return repository
 
 
@@ -242,6 +246,15 @@ def run(
                         level,
                     )
                 )
+            groups.append(
+                (
+                    [
+                        subject("triton_seqrec_torchscript", "triton:seqrec_batched", baselines),
+                        subject("triton_seqrec_export", "triton:seqrec_export", baselines),
+                    ],
+                    concurrency,
+                )
+            )
             for subjects, level in groups:
                 asyncio.run(bench.alternate(subjects, level, rounds))
             asyncio.run(
@@ -279,6 +292,7 @@ def run(
             f"triton_seqrec_batched_c{c}", f"triton_seqrec_unbatched_c{c}"
         ),
         "mllm_batched_vs_sequential_qps": bench.ratio("triton_mllm_batched", "triton_mllm_sequential"),
+        "seqrec_export_vs_torchscript_qps": bench.ratio("triton_seqrec_export", "triton_seqrec_torchscript"),
         "retriever_vs_stack_triton_seqrec_qps": bench.ratio("retriever_retrieve", "stack_triton_seqrec"),
         "stack_triton_seqrec_vs_triton_echo_qps": bench.ratio("stack_triton_seqrec", "triton_echo"),
     }

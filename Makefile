@@ -12,6 +12,7 @@ PROTO_STAMP := serendip/v1/__init__.py
 ARTIFACTS ?= artifacts
 ENGINE ?= torch
 DEVICE ?= cpu
+SEQREC_FORMAT ?= torchscript
 # pip prints one "Location ... is ignored" line per package for this machine's local mirrors.
 PIP_QUIET := grep -v -e '^WARNING: Location' -e '^$$' || true
 
@@ -83,8 +84,8 @@ train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluat
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)
 
-build-engines: setup  ## Triton model repository from the trained MLLM and SASRec (ENGINE=torch|tensorrt_llm DEVICE=cpu|cuda)
-	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until model_repository --rerun model_repository --engine $(ENGINE) --device $(DEVICE)
+build-engines: setup  ## Triton model repository from the trained MLLM and SASRec (ENGINE=torch|tensorrt_llm DEVICE=cpu|cuda SEQREC_FORMAT=torchscript|export)
+	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until model_repository --rerun model_repository --engine $(ENGINE) --device $(DEVICE) --seqrec-format $(SEQREC_FORMAT)
 
 bench: setup  ## Benchmarks; results in bench/results/<date>.json, reports/replay/<stamp>/ and BENCHMARKS.md
 	$(BIN)/python -m bench.run --output-dir bench/results --artifacts $(ARTIFACTS)

@@ -40,6 +40,7 @@ from serendip.core.errors import ArtifactError
 from serendip.jobs import build_tree, curate, make_world, popular_corpus, train_mllm, train_sasrec
 from triton_models import build_engines
 from triton_models.engines import EngineKind
+from triton_models.seqrec import SeqrecFormat
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class PipelineConfig:
     mllm: train_mllm.TrainMllmJob = field(default_factory=train_mllm.TrainMllmJob)
     sasrec: train_sasrec.TrainSasrecJob = field(default_factory=train_sasrec.TrainSasrecJob)
     repository: build_engines.BuildEnginesJob = field(default_factory=build_engines.BuildEnginesJob)
-    """``make build-engines ENGINE= DEVICE=`` set its engine and device."""
+    """``make build-engines ENGINE= DEVICE= SEQREC_FORMAT=`` set its engine, device and seqrec format."""
     corpus: popular_corpus.PopularCorpusJob = field(default_factory=popular_corpus.PopularCorpusJob)
     frames: decode_frames.DecodeFramesJob = field(default_factory=decode_frames.DecodeFramesJob)
     plans: batch_plans.BatchPlansJob = field(default_factory=batch_plans.BatchPlansJob)
@@ -243,6 +244,8 @@ class PipelineRun:
     """build-engines engine"""
     device: Literal["cpu", "cuda"] = "cpu"
     """build-engines device"""
+    seqrec_format: SeqrecFormat = "torchscript"
+    """build-engines seqrec format: TorchScript, or the torch.export AOTInductor package"""
     preset: Literal["demo", "small"] = "demo"
     """sizes"""
     rebuild: bool = False
@@ -259,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Run the graph and list what it built or reused."""
     options = parse_config(PipelineRun, argv, __doc__, "python -m serendip.pipeline")
     config = {"demo": DEMO, "small": SMALL}[options.preset]
-    repository = replace(config.repository, engine=options.engine, device=options.device)
+    repository = replace(
+        config.repository, engine=options.engine, device=options.device, seqrec_format=options.seqrec_format
+    )
     config = replace(config, repository=repository, quiet=options.quiet or config.quiet)
     built = run_pipeline(options.artifacts, config, options.until, options.rebuild, log=_print, rerun=options.rerun)
     for kind, path in built.items():

@@ -208,15 +208,20 @@ def test_pipeline_command_lines_of_the_makefile(monkeypatch: pytest.MonkeyPatch)
     calls = []
     monkeypatch.setattr(pipeline, "run_pipeline", lambda *args, **options: calls.append((args, options)) or {})
     pipeline.main("--artifacts a --until plans --rerun corpus --rerun frames --rerun plans".split())
-    pipeline.main("--until model_repository --rerun model_repository --engine tensorrt_llm --device cuda".split())
+    pipeline.main(
+        "--until model_repository --rerun model_repository --engine tensorrt_llm --device cuda "
+        "--seqrec-format export".split()
+    )
     pipeline.main("--preset small --until tree --quiet".split())
     (root, demo, until, rebuild), options = calls[0]
     assert (root, until, rebuild, options["rerun"]) == (Path("a"), "plans", False, ("corpus", "frames", "plans"))
     assert demo == pipeline.DEMO
     (_, config, until, _), options = calls[1]
-    assert (config.repository.engine, config.repository.device, options["rerun"]) == (
+    repository = config.repository
+    assert (repository.engine, repository.device, repository.seqrec_format, options["rerun"]) == (
         EngineKind.TENSORRT_LLM,
         "cuda",
+        "export",
         ("model_repository",),
     )
     (_, config, until, _), _ = calls[2]

@@ -29,6 +29,7 @@ ITEM_COLUMNS: dict[str, bool] = {
     "impressions": True,
     "created_at": False,
     "taxonomy": False,
+    "tags": False,
 }
 """Item columns and whether each is required."""
 
@@ -52,6 +53,7 @@ ITEM_REASONS: dict[str, tuple[str, str]] = {
     "missing_thumbnail_file": (REPAIRED, "thumbnail_path names no existing file; thumbnail_path cleared"),
     "invalid_created_at": (REPAIRED, "created_at cannot be parsed; set to null"),
     "invalid_taxonomy": (REPAIRED, f"taxonomy is not a list of {TAXONOMY_DEPTH} non-empty labels; cleared"),
+    "invalid_tags": (REPAIRED, "tags is not a list of strings; cleared"),
 }
 INTERACTION_REASONS: dict[str, tuple[str, str]] = {
     "missing_user_id": (DROPPED, "user_id is null or empty"),
@@ -166,6 +168,19 @@ def _valid_taxonomy(value: Any) -> bool:
     )
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _clean_tags(value: Any) -> list[str] | None:
+    """A tags cell as a list of stripped non-empty strings (null: ``[]``), or None when it is not a list of strings."""
+    if _is_null(value):
+        return []
+    if not isinstance(value, list | tuple | np.ndarray) or not all(isinstance(tag, str) for tag in value):
+        return None
+    return [tag.strip() for tag in value if tag.strip()]
+
+
 def _resolve(path_value: Any, media_root: Path | None) -> str | None:
     if path_value is None or (isinstance(path_value, float) and np.isnan(path_value)) or str(path_value) == "":
         return None
@@ -179,7 +194,8 @@ def validate_items(
     """Validate an items table; relative media paths are resolved against ``media_root``.
 
     Returns the cleaned table (schema columns only, ``item_id`` as str, ``impressions`` as int64,
-    ``created_at`` as UTC timestamps, media paths resolved) and its bad-row report.
+    ``created_at`` as UTC timestamps, media paths resolved, ``tags`` a list of strings, empty when absent)
+    and its bad-row report.
     """
     frame = _require_columns(frame, ITEM_COLUMNS, "items", source)[list(ITEM_COLUMNS)].reset_index(drop=True)
     root = Path(media_root) if media_root is not None else None
@@ -217,6 +233,11 @@ def validate_items(
         None if bad or value is None or (isinstance(value, float) and np.isnan(value)) else [str(x) for x in value]
         for value, bad in zip(frame["taxonomy"], bad_taxonomy, strict=True)
     ]
+
+    tags = [_clean_tags(value) for value in frame["tags"]]
+    bad_tags = np.array([value is None for value in tags], dtype=bool) & keep
+    flagger.flag(bad_tags, "invalid_tags", "tags", frame["tags"])
+    frame["tags"] = [value or [] for value in tags]
 
     frame["impressions"] = impressions.fillna(0).astype("int64")
     cleaned = frame[keep].reset_index(drop=True)

@@ -1,11 +1,14 @@
 """``python -m serendip.jobs.build_tree``: build the 4-level interest-cluster tree and report its quality.
 
-Input: a world artifact (``--world``) or your own ``--items items.parquet`` (validated; bad rows reported).
-Items that all carry a ``taxonomy`` are imported as the tree (``--method auto``); otherwise, or with
-``--method kmeans``, the tree comes from recursive traffic-weighted balanced k-means over title-text and
-visual (decoded frames) embeddings. Writes ``<artifacts>/tree/<version>/``: tree.json, item_nodes.parquet,
-report.json (sizes, count/traffic balance per level, NMI/purity against the world's true taxonomy), and,
-for worlds, truth_match.parquet (each built node's majority true node).
+Input: a world artifact (``--world``) or your own ``--items items.parquet`` (validated; bad rows reported)
+with, optionally, ``--interactions interactions.parquet``. Items that all carry a ``taxonomy`` are imported
+as the tree (``--method auto``); otherwise, or with ``--method kmeans``, the tree comes from recursive
+traffic-weighted balanced k-means over co-engagement (PMI + SVD of the interactions), text (title,
+description, tags) and visual (decoded frames) embeddings, each block's weight chosen on held-out users'
+co-engagement unless given. Writes ``<artifacts>/tree/<version>/``: tree.json, item_nodes.parquet,
+report.json (per level: sizes, count/traffic balance, text coherence, held-out co-engagement lift, NMI/purity
+against the world's true taxonomy; the block weights and how they were chosen), and, for worlds,
+truth_match.parquet (each built node's majority true node).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from serendip.artifacts.world import WORLD_KIND, load_world
 from serendip.core.cli import CommaInts, parse_config
 from serendip.core.cluster_tree import level_column
 from serendip.core.errors import DataError
-from serendip.core.schema import load_items
+from serendip.core.schema import load_interactions, load_items
 from serendip.offline.tree_builder import (
     BalanceMode,
     TreeBuildConfig,
@@ -45,6 +48,8 @@ class BuildTreeJob:
     """world artifact: version dir or kind dir (None: <artifacts>/world unless --items)"""
     items: Path | None = None
     """your items.parquet (see docs/data.md for the schema), instead of a world"""
+    interactions: Path | None = None
+    """your interactions.parquet (with --items): co-engagement for the embedding, weight choice and lift"""
     media_root: Path | None = None
     """base of relative video/thumbnail paths (None: the items' dir)"""
     method: TreeMethod = _TREE.method
@@ -55,10 +60,12 @@ class BuildTreeJob:
     """equal item counts, or equal impressions, per node"""
     size_tolerance: float = _TREE.size_tolerance
     """a child may exceed its equal share of the parent by this fraction"""
-    text_weight: float = _TREE.text_weight
-    """weight of the title-text embedding"""
-    visual_weight: float = _TREE.visual_weight
-    """weight of the visual embedding"""
+    collaborative_weight: float | None = _TREE.collaborative_weight
+    """weight of the co-engagement embedding (None: chosen on held-out co-engagement)"""
+    text_weight: float | None = _TREE.text_weight
+    """weight of the title/description/tags embedding (None: chosen on held-out co-engagement)"""
+    visual_weight: float | None = _TREE.visual_weight
+    """weight of the visual embedding (None: chosen on held-out co-engagement)"""
     frames_per_item: int = _TREE.frames_per_item
     """decoded for visual features"""
     seed: int = _TREE.seed
@@ -73,36 +80,47 @@ class BuildTreeJob:
     def __post_init__(self) -> None:
         if self.world is not None and self.items is not None:
             raise ValueError("give --world or --items, not both")
+        if self.interactions is not None and self.items is None:
+            raise ValueError("--interactions goes with --items (a world brings its own)")
 
 
 def run(job: BuildTreeJob) -> Path:
     """Build and publish a tree; returns its version directory."""
     started = time.perf_counter()
-    truth = None
+    truth = interactions = None
     if job.items is None:
         world = load_world(job.world or job.artifacts / WORLD_KIND)
         items, items_report, truth = world.items, world.items_report, world.ground_truth
+        interactions = world.interactions
         inputs = {"world": input_record(world.dir)}
         default_branching = tuple(read_manifest(world.dir)["parameters"]["branching"])
     else:
         items, items_report = load_items(job.items, job.media_root)
         inputs = {"items": {"path": str(job.items), "sha256": file_sha256(job.items)}}
+        if job.interactions is not None:
+            interactions, _ = load_interactions(job.interactions, items["item_id"])
+            inputs["interactions"] = {"path": str(job.interactions), "sha256": file_sha256(job.interactions)}
         default_branching = _TREE.branching
     config = TreeBuildConfig(
         method=job.method,
         branching=job.branching or default_branching,
         balance_by=job.balance_by,
         size_tolerance=job.size_tolerance,
+        collaborative_weight=job.collaborative_weight,
         text_weight=job.text_weight,
         visual_weight=job.visual_weight,
         frames_per_item=job.frames_per_item,
         seed=job.seed,
         workers=job.workers,
     )
-    build = build_tree(items, config, progress=not job.quiet)
-    report = tree_report(build.tree, items, truth)
+    build = build_tree(items, config, progress=not job.quiet, interactions=interactions)
+    report = tree_report(build.tree, items, truth, build.test_pairs)
     report.update(
         method=build.method,
+        block_weights=build.weights,
+        weight_selection=build.weight_selection,
+        positive_pairs=build.pair_counts,
+        items_without_interactions=build.items_without_interactions,
         items_input=items_report.to_dict(),
         items_without_video=build.items_without_video,
         video_errors=build.video_errors,
@@ -134,12 +152,17 @@ def main(argv: list[str] | None = None) -> Path:
 
 def _print_report(method: str, report: dict, seconds: float, directory: Path) -> None:
     print(f"tree ({method}) of {report['items']} items written to {directory} in {seconds:.1f} s")
+    if report.get("block_weights"):
+        how = "chosen on held-out co-engagement" if report["weight_selection"] else "fixed"
+        weights = ", ".join(f"{block} {weight:g}" for block, weight in report["block_weights"].items())
+        print(f"  block weights ({how}): {weights}")
     for level, entry in report["levels"].items():
+        lift = f", co-engagement lift {entry['coengagement_lift']:.2f}" if "coengagement_lift" in entry else ""
         quality = f", NMI {entry['nmi']:.3f}, purity {entry['purity']:.3f}" if "nmi" in entry else ""
         print(
             f"  level {level}: {entry['nodes']} nodes, {entry['items_min']}-{entry['items_max']} items "
             f"(max/min {entry['size_balance_max_over_min']}), traffic max/min "
-            f"{entry['traffic_balance_max_over_min']}{quality}"
+            f"{entry['traffic_balance_max_over_min']}{lift}, text coherence {entry['text_coherence']:.2f}{quality}"
         )
     if report["video_errors"]:
         print(f"  {len(report['video_errors'])} videos could not be decoded (see report.json)")

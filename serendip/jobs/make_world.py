@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, read_manifest
 from serendip.core.cli import CommaInts, parse_config
 from serendip.core.errors import DataError
-from serendip.offline.world import WorldConfig, generate_world
+from serendip.offline.world import WORLD_PRESETS, WorldConfig, generate_world
 
 _WORLD = WorldConfig()
+WorldPreset = Literal["default", "hard"]
 
 
 @dataclass(frozen=True)
 class MakeWorldJob:
     """Options of one world (defaults: the demo world, ~10-20 s on 2 cores)."""
 
+    preset: WorldPreset = "default"
+    """default: the demo world; hard: weak/misleading titles and videos, clusters only in co-engagement and tags"""
     items: int = _WORLD.num_items
     """number of videos"""
     users: int = _WORLD.num_users
@@ -44,10 +48,16 @@ class MakeWorldJob:
     """frames per video"""
     video: bool = True
     """encode mp4s and thumbnails; --no-video skips them (benchmark-size catalogues; items then have no video_path)"""
-    vague_title_fraction: float = _WORLD.vague_title_fraction
-    """items whose title names no attribute"""
-    misleading_title_fraction: float = _WORLD.misleading_title_fraction
-    """items whose title names another cluster's attribute"""
+    vague_title_fraction: float | None = None
+    """items whose title names no attribute (None: the preset's)"""
+    misleading_title_fraction: float | None = None
+    """items whose title names another cluster's attribute (None: the preset's)"""
+    visual_noise: float | None = None
+    """items whose video shows another cluster's visual code (None: the preset's)"""
+    tags_per_item: int | None = None
+    """tags per item, 0 = no tags column (None: the preset's)"""
+    tag_noise: float | None = None
+    """chance that a tag names a random cluster instead of the item's own (None: the preset's)"""
     with_taxonomy: bool = False
     """also write the true taxonomy into items.parquet (build_tree then imports it instead of clustering)"""
     seed: int = _WORLD.seed
@@ -62,7 +72,8 @@ class MakeWorldJob:
 
 def run(job: MakeWorldJob) -> Path:
     """Generate and publish a world; returns its version directory."""
-    config = WorldConfig(
+    config = replace(
+        WorldConfig(**WORLD_PRESETS[job.preset]),
         num_items=job.items,
         num_users=job.users,
         branching=job.branching,
@@ -72,12 +83,18 @@ def run(job: MakeWorldJob) -> Path:
         num_frames=job.num_frames,
         with_video=job.video,
         include_taxonomy=job.with_taxonomy,
-        vague_title_fraction=job.vague_title_fraction,
-        misleading_title_fraction=job.misleading_title_fraction,
         sessions_per_user=job.sessions_per_user,
         session_length=job.session_length,
         workers=job.workers,
     )
+    overrides = {
+        "vague_title_fraction": job.vague_title_fraction,
+        "misleading_title_fraction": job.misleading_title_fraction,
+        "visual_noise": job.visual_noise,
+        "tags_per_item": job.tags_per_item,
+        "tag_noise": job.tag_noise,
+    }
+    config = replace(config, **{name: value for name, value in overrides.items() if value is not None})
     started = time.perf_counter()
     world_dir = generate_world(config, job.artifacts, progress=not job.quiet)
     counts = read_manifest(world_dir)["counts"]

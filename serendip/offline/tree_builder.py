@@ -16,12 +16,14 @@ k-means path (paper ref [3], items without a taxonomy):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.metrics import normalized_mutual_info_score
@@ -31,6 +33,13 @@ from serendip.core.cluster_tree import ClusterNode, ClusterTree, level_column, p
 from serendip.core.errors import ConfigError, TreeError, VideoDecodeError
 from serendip.core.frames import sample_frames
 from serendip.core.parallel import map_tasks
+from serendip.offline.coengagement import (
+    POSITIVE_SATISFACTION,
+    coengagement_lift,
+    pmi_svd_vectors,
+    positive_pairs,
+    split_pairs_by_user,
+)
 
 TREE_LEVELS = 4
 TOKEN_PATTERN = r"(?u)\b[a-z][a-z]+\b"
@@ -51,9 +60,22 @@ class TreeBuildConfig:
     branching: tuple[int, int, int, int] = (3, 3, 4, 2)
     balance_by: BalanceMode = "items"
     size_tolerance: float = 0.0
-    text_weight: float = 1.0
-    visual_weight: float = 1.0
+    collaborative_weight: float | None = None
+    """Weight of the co-engagement (PMI + SVD) block; None: chosen by validation (see :func:`select_weights`)."""
+    text_weight: float | None = None
+    """Weight of the text block (title, description, tags); None: chosen by validation."""
+    visual_weight: float | None = None
+    """Weight of the visual block (decoded frames); None: chosen by validation."""
     text_dims: int = 64
+    collaborative_dims: int = 32
+    tag_weight: float = 3.0
+    """A tag counts this many times a title or description word (text block and descriptions)."""
+    positive_satisfaction: float = POSITIVE_SATISFACTION
+    validation_fraction: float = 0.1
+    """Users whose positive pairs choose the block weights."""
+    test_fraction: float = 0.1
+    """Users whose positive pairs measure the reported co-engagement lift (never used to build)."""
+    selection_level: int = 3
     frames_per_item: int = 4
     iterations: int = 25
     restarts: int = 8
@@ -71,18 +93,55 @@ class TreeBuildConfig:
             raise ConfigError(f"branching must be {TREE_LEVELS} positive ints, got {self.branching}")
         if self.size_tolerance < 0:
             raise ConfigError(f"size_tolerance must be >= 0, got {self.size_tolerance}")
-        if self.text_weight < 0 or self.visual_weight < 0 or self.text_weight + self.visual_weight == 0:
-            raise ConfigError("text_weight and visual_weight must be >= 0 and not both 0")
+        weights = self.fixed_weights()
+        if any(weight < 0 for weight in weights.values()):
+            raise ConfigError(f"block weights must be >= 0, got {weights}")
+        if len(weights) == len(BLOCKS) and sum(weights.values()) == 0:
+            raise ConfigError("collaborative_weight, text_weight and visual_weight must not all be 0")
+        if not 0 <= self.validation_fraction < 1 or not 0 <= self.test_fraction < 1:
+            raise ConfigError("validation_fraction and test_fraction must be in [0, 1)")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ConfigError("validation_fraction + test_fraction must leave users to train on")
+        if not 1 <= self.selection_level <= TREE_LEVELS:
+            raise ConfigError(f"selection_level must be in 1..{TREE_LEVELS}, got {self.selection_level}")
+
+    def fixed_weights(self) -> dict[str, float]:
+        """The block weights given (not left to validation)."""
+        given = {"collaborative": self.collaborative_weight, "text": self.text_weight, "visual": self.visual_weight}
+        return {block: weight for block, weight in given.items() if weight is not None}
+
+
+BLOCKS = ("collaborative", "text", "visual")
+DEFAULT_WEIGHTS = {"collaborative": 0.0, "text": 1.0, "visual": 1.0}
+"""Weights used where nothing can be validated (no interactions): content only, as before co-engagement."""
+WEIGHT_GRID = (0.0, 0.5, 1.0)
+"""Values tried for each free block weight (proportional settings tried once)."""
+SELECTION_RESTARTS, SELECTION_ITERATIONS = 3, 15
+COLD_START_NEIGHBOURS = 10
+COLD_START_SHRINKAGE = 3.0
+"""An item in n training pairs gets ``n / (n + 3)`` of its own PMI vector, the rest from its content neighbours."""
 
 
 @dataclass
 class ItemEmbeddings:
-    """Per-item embedding rows (aligned with ``item_ids``) and the items whose video could not be used."""
+    """Per-item embedding blocks (rows aligned with ``item_ids``), each centred and scaled to unit mean norm.
+
+    ``blocks`` holds the blocks present (``collaborative`` only when interactions were given); items lacking
+    a block's source sit at its mean (zero). ``vectors(weights)`` concatenates the weighted blocks.
+    """
 
     item_ids: list[str]
-    vectors: np.ndarray
+    blocks: dict[str, np.ndarray]
     video_errors: dict[str, str] = field(default_factory=dict)
     items_without_video: int = 0
+    items_without_interactions: int = 0
+
+    def vectors(self, weights: dict[str, float]) -> np.ndarray:
+        """``[w_b * block_b]`` over the blocks present with a positive weight."""
+        parts = [
+            self.blocks[name] * weights[name] for name in BLOCKS if name in self.blocks and weights.get(name, 0.0) > 0
+        ]
+        return np.hstack(parts) if parts else np.zeros((len(self.item_ids), 1))
 
 
 # --- features -----------------------------------------------------------------------------------------------
@@ -113,7 +172,7 @@ def _video_features(task: tuple[str, int]) -> tuple[dict[str, np.ndarray] | None
         return None, str(error)
 
 
-def _scaled_block(block: np.ndarray, present: np.ndarray, weight: float) -> np.ndarray:
+def _scaled_block(block: np.ndarray, present: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """Centre on the rows that have the feature, leave absent rows at the mean (zero), unit mean norm."""
     scaled = np.zeros_like(block, dtype=np.float64)
     if present.any():
@@ -123,31 +182,51 @@ def _scaled_block(block: np.ndarray, present: np.ndarray, weight: float) -> np.n
     return scaled
 
 
-def item_embeddings(items: pd.DataFrame, config: TreeBuildConfig, progress: bool = False) -> ItemEmbeddings:
-    """Title-text plus visual embedding of every item (see the module docstring)."""
-    texts = (items["title"].fillna("") + " " + items["description"].fillna("")).str.lower().tolist()
-    text_block = np.zeros((len(items), 1))
-    has_text = np.zeros(len(items), dtype=bool)
-    if config.text_weight > 0:
-        vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, token_pattern=TOKEN_PATTERN)
-        try:
-            tfidf = vectorizer.fit_transform(texts)
-        except ValueError:  # no token at all in any title
-            tfidf = None
-        if tfidf is not None:
-            dims = min(config.text_dims, tfidf.shape[1] - 1, len(items) - 1)
-            dense = TruncatedSVD(dims, random_state=config.seed).fit_transform(tfidf) if dims >= 2 else tfidf.toarray()
-            norms = np.linalg.norm(dense, axis=1, keepdims=True)
-            has_text = norms[:, 0] > 1e-9
-            text_block = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 1e-9)
+def item_tags(items: pd.DataFrame) -> list[list[str]]:
+    """Each item's tags, lower-cased (empty lists where the items have no ``tags`` column)."""
+    if "tags" not in items:
+        return [[] for _ in range(len(items))]
+    lists = [value if isinstance(value, list | tuple | np.ndarray) else [] for value in items["tags"]]
+    return [[str(tag).strip().lower() for tag in value if str(tag).strip()] for value in lists]
+
+
+def item_texts(items: pd.DataFrame) -> list[str]:
+    """Title and description of each item, lower-cased."""
+    description = items["description"].fillna("") if "description" in items else ""
+    return (items["title"].fillna("") + " " + description).str.lower().tolist()
+
+
+def text_block(items: pd.DataFrame, dims: int, tag_weight: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(L2-normalised SVD of [word TF-IDF, tag_weight * tag TF-IDF], which rows have any text)."""
+    matrices = []
+    words = TfidfVectorizer(stop_words="english", sublinear_tf=True, token_pattern=TOKEN_PATTERN)
+    try:
+        matrices.append(words.fit_transform(item_texts(items)))
+    except ValueError:  # no token at all in any title or description
+        pass
+    tags = item_tags(items)
+    if any(tags):
+        tag_vectorizer = TfidfVectorizer(analyzer=lambda tag_list: tag_list, sublinear_tf=True)
+        matrices.append(tag_vectorizer.fit_transform(tags) * tag_weight)
+    if not matrices:
+        return np.zeros((len(items), 1)), np.zeros(len(items), dtype=bool)
+    tfidf = sparse.hstack(matrices).tocsr()
+    dims = min(dims, tfidf.shape[1] - 1, len(items) - 1)
+    dense = TruncatedSVD(dims, random_state=seed).fit_transform(tfidf) if dims >= 2 else tfidf.toarray()
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    return np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 1e-9), norms[:, 0] > 1e-9
+
+
+def visual_block(
+    items: pd.DataFrame, config: TreeBuildConfig, progress: bool
+) -> tuple[np.ndarray | None, dict[str, str], int]:
+    """(scaled visual parts side by side or None when no video decodes, decode errors, items without video)."""
     video_paths = items["video_path"].tolist()
     with_video = [index for index, path in enumerate(video_paths) if path]
-    visual_blocks = {
-        part: np.zeros((len(items), size)) for part, size in (("histogram", 64), ("grid2", 12), ("grid4", 48))
-    }
+    parts = {part: np.zeros((len(items), size)) for part, size in (("histogram", 64), ("grid2", 12), ("grid4", 48))}
     has_visual = np.zeros(len(items), dtype=bool)
     errors: dict[str, str] = {}
-    if config.visual_weight > 0 and with_video:
+    if with_video:
         tasks = [(video_paths[index], config.frames_per_item) for index in with_video]
         results = map_tasks(_video_features, tasks, config.workers, "visual features", progress)
         for index, (features, error) in zip(with_video, results, strict=True):
@@ -156,13 +235,84 @@ def item_embeddings(items: pd.DataFrame, config: TreeBuildConfig, progress: bool
                 continue
             has_visual[index] = True
             for part, values in features.items():
-                visual_blocks[part][index] = values
-    blocks = [_scaled_block(text_block, has_text, config.text_weight)] + [
-        _scaled_block(visual_blocks[part], has_visual, config.visual_weight * weight)
-        for part, weight in VISUAL_PARTS.items()
-    ]
-    vectors = np.hstack(blocks)
-    return ItemEmbeddings(items["item_id"].astype(str).tolist(), vectors, errors, len(items) - len(with_video))
+                parts[part][index] = values
+    without_video = len(items) - len(with_video)
+    if not has_visual.any():
+        return None, errors, without_video
+    block = np.hstack([_scaled_block(parts[part], has_visual, weight) for part, weight in VISUAL_PARTS.items()])
+    return block, errors, without_video
+
+
+def collaborative_block(
+    pairs: pd.DataFrame, item_ids: list[str], content: np.ndarray, config: TreeBuildConfig
+) -> tuple[np.ndarray, int]:
+    """(PMI + SVD vectors of the training pairs, shrunk toward content neighbours; items in no pair).
+
+    An item in ``n`` pairs gets ``n / (n + COLD_START_SHRINKAGE)`` of its own vector plus the rest of the mean
+    vector of its ``COLD_START_NEIGHBOURS`` nearest warm items in ``content`` space, so items without
+    interactions are placed by content alone and items with few are not placed by noise.
+    """
+    collaborative = pmi_svd_vectors(pairs, item_ids, config.collaborative_dims, seed=config.seed)
+    counts = collaborative.pair_counts
+    warm = np.flatnonzero(counts > 0)
+    vectors = collaborative.vectors
+    if len(warm) == 0:
+        return np.zeros((len(item_ids), 1)), len(item_ids)
+    neighbours = min(COLD_START_NEIGHBOURS, len(warm))
+    norms = np.linalg.norm(content, axis=1, keepdims=True)
+    unit = np.divide(content, norms, out=np.zeros_like(content), where=norms > 1e-12)
+    similarity = unit @ unit[warm].T
+    similarity[warm, np.arange(len(warm))] = -np.inf  # an item is not its own neighbour
+    nearest = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
+    from_content = vectors[warm][nearest].mean(axis=1)
+    own = (counts / (counts + COLD_START_SHRINKAGE))[:, None]
+    blended = own * vectors + (1 - own) * from_content
+    return _scaled_block(blended, np.ones(len(item_ids), dtype=bool)), int((counts == 0).sum())
+
+
+def item_embeddings(
+    items: pd.DataFrame,
+    config: TreeBuildConfig,
+    progress: bool = False,
+    train_pairs: pd.DataFrame | None = None,
+) -> ItemEmbeddings:
+    """Text, visual and (given ``train_pairs``) collaborative blocks of every item (see the module docstring)."""
+    item_ids = items["item_id"].astype(str).tolist()
+    blocks: dict[str, np.ndarray] = {}
+    text, has_text = text_block(items, config.text_dims, config.tag_weight, config.seed)
+    if has_text.any():
+        blocks["text"] = _scaled_block(text, has_text)
+    visual, errors, without_video = (None, {}, 0)
+    if config.visual_weight != 0:
+        visual, errors, without_video = visual_block(items, config, progress)
+    if visual is not None:
+        blocks["visual"] = visual
+    without_interactions = 0
+    if train_pairs is not None and len(train_pairs) and config.collaborative_weight != 0:
+        content = ItemEmbeddings(item_ids, blocks).vectors(DEFAULT_WEIGHTS)
+        blocks["collaborative"], without_interactions = collaborative_block(train_pairs, item_ids, content, config)
+    return ItemEmbeddings(item_ids, blocks, errors, without_video, without_interactions)
+
+
+def candidate_weights(config: TreeBuildConfig, present: Sequence[str]) -> list[dict[str, float]]:
+    """Weight settings to validate: every ``WEIGHT_GRID`` value for each free block present (given weights kept).
+
+    Absent blocks get 0; when every weight is free, settings proportional to one another are tried once (the
+    largest weight is 1).
+    """
+    fixed = config.fixed_weights()
+    free = [block for block in BLOCKS if block not in fixed and block in present]
+    candidates, seen = [], set()
+    for values in itertools.product(WEIGHT_GRID, repeat=len(free)):
+        weights = {block: 0.0 for block in BLOCKS} | {b: w for b, w in fixed.items() if b in present}
+        weights |= dict(zip(free, values, strict=True))
+        if sum(weights.values()) == 0 or (not fixed and max(weights.values()) < 1):
+            continue
+        key = tuple(weights[block] for block in BLOCKS)
+        if key not in seen:
+            seen.add(key)
+            candidates.append(weights)
+    return candidates
 
 
 # --- balanced k-means ---------------------------------------------------------------------------------------
@@ -273,31 +423,65 @@ def balanced_kmeans(
 
 
 # --- descriptions -------------------------------------------------------------------------------------------
-def distinctive_words(titles_by_node: dict[str, list[str]], top: int = 8) -> dict[str, list[str]]:
-    """Per node, its title words ranked by class-based TF-IDF against the other nodes given.
+def distinctive_terms(
+    texts_by_node: dict[str, list[str]],
+    tags_by_node: dict[str, list[list[str]]] | None = None,
+    tag_weight: float = 3.0,
+    top: int = 8,
+) -> dict[str, list[str]]:
+    """Per node, its terms (text words and whole tags) ranked by class-based TF-IDF against the other nodes.
 
-    ``tf`` is the fraction of the node's titles containing the word; the score is
-    ``tf * log(1 + nodes / sum of tf over nodes)``, so a word frequent here and rare elsewhere ranks first.
+    ``tf`` is the fraction of the node's items containing the term; the score is
+    ``w * tf * log(1 + nodes / sum of tf over nodes)`` with ``w = tag_weight`` for a tag (the larger when a
+    term is both) and 1 for a word of the title or description (stop words out), so a term frequent here and
+    rare elsewhere ranks first and tags rank before words.
     """
-    node_ids = list(titles_by_node)
-    documents = [title.lower() for node_id in node_ids for title in titles_by_node[node_id]]
-    owners = np.repeat(np.arange(len(node_ids)), [len(titles_by_node[node_id]) for node_id in node_ids])
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, binary=True)
-    try:
-        presence = vectorizer.fit_transform(documents)
-    except ValueError:
+    node_ids = list(texts_by_node)
+    sizes = [len(texts_by_node[node_id]) for node_id in node_ids]
+    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    vocabulary: dict[str, int] = {}
+    term_weight: list[float] = []
+    rows, cols = [], []
+    item = 0
+    for node_id in node_ids:
+        node_tags = tags_by_node.get(node_id) if tags_by_node else None
+        for position, text in enumerate(texts_by_node[node_id]):
+            terms = {(word, 1.0) for word in analyse(text)}
+            terms |= {(tag, tag_weight) for tag in (node_tags[position] if node_tags else [])}
+            for term, weight in terms:
+                if term not in vocabulary:
+                    vocabulary[term] = len(vocabulary)
+                    term_weight.append(weight)
+                column = vocabulary[term]
+                term_weight[column] = max(term_weight[column], weight)
+                rows.append(item)
+                cols.append(column)
+            item += 1
+    if not vocabulary:
         return {node_id: [] for node_id in node_ids}
-    vocabulary = vectorizer.get_feature_names_out()
-    membership = np.zeros((len(node_ids), len(documents)))
-    membership[owners, np.arange(len(documents))] = 1
-    sizes = np.maximum(membership.sum(axis=1, keepdims=True), 1)
-    term_frequency = np.asarray(membership @ presence) / sizes
-    scores = term_frequency * np.log1p(len(node_ids) / np.maximum(term_frequency.sum(axis=0), 1e-9))
+    presence = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(item, len(vocabulary)))
+    presence.data[:] = 1.0  # a term counted once per item
+    owners = np.repeat(np.arange(len(node_ids)), sizes)
+    membership = sparse.csr_matrix((np.ones(item), (owners, np.arange(item))), shape=(len(node_ids), item))
+    term_frequency = np.asarray((membership @ presence).todense()) / np.maximum(np.array(sizes)[:, None], 1)
+    scores = (
+        term_frequency
+        * np.array(term_weight)[None, :]
+        * np.log1p(len(node_ids) / np.maximum(term_frequency.sum(axis=0), 1e-9))
+    )
+    terms = sorted(vocabulary, key=vocabulary.__getitem__)
+    alphabetical = np.empty(len(terms), dtype=np.int64)
+    alphabetical[np.argsort(np.array(terms, dtype=object))] = np.arange(len(terms))
     ranked = {}
     for row, node_id in enumerate(node_ids):
-        order = np.argsort(-scores[row], kind="stable")[:top]
-        ranked[node_id] = [str(vocabulary[index]) for index in order if term_frequency[row, index] > 0]
+        order = np.lexsort((alphabetical, -scores[row]))[:top]
+        ranked[node_id] = [str(terms[index]) for index in order if term_frequency[row, index] > 0]
     return ranked
+
+
+def distinctive_words(titles_by_node: dict[str, list[str]], top: int = 8) -> dict[str, list[str]]:
+    """Per node, its title words ranked by class-based TF-IDF (:func:`distinctive_terms` without tags)."""
+    return distinctive_terms(titles_by_node, top=top)
 
 
 def _unique_descriptions(candidates: dict[str, list[str]], words: int, taken: set[str]) -> dict[str, str]:
@@ -316,10 +500,16 @@ def _unique_descriptions(candidates: dict[str, list[str]], words: int, taken: se
 
 
 # --- building -----------------------------------------------------------------------------------------------
-def build_kmeans_tree(
-    items: pd.DataFrame, config: TreeBuildConfig, embeddings: ItemEmbeddings, progress: bool = False
-) -> ClusterTree:
-    """Recursive balanced k-means over ``embeddings`` (see the module docstring)."""
+def split_levels(
+    vectors: np.ndarray,
+    items: pd.DataFrame,
+    config: TreeBuildConfig,
+    levels: int = TREE_LEVELS,
+    restarts: int | None = None,
+    iterations: int | None = None,
+    progress: bool = False,
+) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """(index path, member rows) of every node of the first ``levels`` levels, by recursive balanced k-means."""
     total_leaves = int(np.prod(config.branching))
     if len(items) < total_leaves:
         raise TreeError(f"{len(items)} items cannot fill {total_leaves} leaves of branching {config.branching}")
@@ -327,35 +517,52 @@ def build_kmeans_tree(
     impressions = items["impressions"].to_numpy(dtype=np.float64)
     mass = np.ones(len(items)) if config.balance_by == "items" else np.maximum(impressions, 1)
     weights = np.log1p(np.maximum(impressions, 0)) + 1e-6
-    titles = items["title"].fillna("").tolist()
     frontier: list[tuple[tuple[int, ...], np.ndarray]] = [((), np.arange(len(items)))]
     nodes: list[tuple[tuple[int, ...], np.ndarray]] = []
-    splits = sum(int(np.prod(config.branching[:depth])) for depth in range(TREE_LEVELS))
+    splits = sum(int(np.prod(config.branching[:depth])) for depth in range(levels))
     with tqdm(total=splits, desc="k-means splits", unit="node", disable=not progress) as bar:
-        for depth, width in enumerate(config.branching):
+        for depth, width in enumerate(config.branching[:levels]):
             leaves_below = int(np.prod(config.branching[depth + 1 :]))
             next_frontier = []
             for path, members in frontier:
                 labels = balanced_kmeans(
-                    embeddings.vectors[members],
+                    vectors[members],
                     width,
                     mass=mass[members],
                     centroid_weights=weights[members],
                     size_tolerance=config.size_tolerance,
                     min_members=leaves_below,
-                    iterations=config.iterations,
-                    restarts=config.restarts,
+                    iterations=iterations or config.iterations,
+                    restarts=restarts or config.restarts,
                     rng=rng,
                 )
                 next_frontier += [(path + (child,), members[labels == child]) for child in range(width)]
                 bar.update()
             nodes += next_frontier
             frontier = next_frontier
+    return nodes
+
+
+def build_kmeans_tree(
+    items: pd.DataFrame,
+    config: TreeBuildConfig,
+    embeddings: ItemEmbeddings,
+    weights: dict[str, float] | None = None,
+    progress: bool = False,
+) -> ClusterTree:
+    """Recursive balanced k-means over the ``weights``-combined ``embeddings`` (see the module docstring)."""
+    vectors = embeddings.vectors(weights or DEFAULT_WEIGHTS)
+    nodes = split_levels(vectors, items, config, progress=progress)
+    texts, tags = item_texts(items), item_tags(items)
     taken: set[str] = set()
     tree_nodes = []
     for level in range(1, TREE_LEVELS + 1):
         level_nodes = {path_node_id(path): members for path, members in nodes if len(path) == level}
-        ranked = distinctive_words({node_id: [titles[m] for m in members] for node_id, members in level_nodes.items()})
+        ranked = distinctive_terms(
+            {node_id: [texts[m] for m in members] for node_id, members in level_nodes.items()},
+            {node_id: [tags[m] for m in members] for node_id, members in level_nodes.items()},
+            tag_weight=config.tag_weight,
+        )
         descriptions = _unique_descriptions(ranked, config.description_words, taken)
         tree_nodes += [
             ClusterNode(node_id, level, node_id.rsplit(".", 1)[0] if level > 1 else None, descriptions[node_id])
@@ -368,6 +575,44 @@ def build_kmeans_tree(
         for member in members
     }
     return ClusterTree(tree_nodes, leaves, TREE_LEVELS)
+
+
+def select_weights(
+    items: pd.DataFrame,
+    config: TreeBuildConfig,
+    embeddings: ItemEmbeddings,
+    validation_pairs: pd.DataFrame,
+    progress: bool = False,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """The block weights whose tree best predicts held-out co-engagement, and every setting's score.
+
+    For each of :func:`candidate_weights`, the tree's first ``selection_level`` levels are built (with
+    ``SELECTION_RESTARTS`` restarts) and scored by the co-engagement lift of ``validation_pairs`` at that
+    level; the highest lift wins (ties: the earlier candidate, i.e. smaller collaborative weight first).
+    """
+    candidates = candidate_weights(config, list(embeddings.blocks))
+    if not candidates:
+        return dict(DEFAULT_WEIGHTS), []
+    scores = []
+    for weights in tqdm(candidates, desc="weight selection", unit="setting", disable=not progress):
+        nodes = split_levels(
+            embeddings.vectors(weights),
+            items,
+            config,
+            levels=config.selection_level,
+            restarts=SELECTION_RESTARTS,
+            iterations=SELECTION_ITERATIONS,
+        )
+        node_of = {
+            embeddings.item_ids[member]: path_node_id(path)
+            for path, members in nodes
+            if len(path) == config.selection_level
+            for member in members
+        }
+        lift = coengagement_lift(node_of, validation_pairs)
+        scores.append({"weights": weights, "validation_lift": round(lift["lift"], 4) if lift else None})
+    best = max(range(len(scores)), key=lambda index: (scores[index]["validation_lift"] or 0.0, -index))
+    return dict(candidates[best]), scores
 
 
 def import_taxonomy(items: pd.DataFrame) -> ClusterTree:
@@ -410,24 +655,65 @@ def import_taxonomy(items: pd.DataFrame) -> ClusterTree:
 
 @dataclass
 class TreeBuild:
-    """A built tree with how it was built and the embedding problems met on the way."""
+    """A built tree with how it was built and the embedding problems met on the way.
+
+    ``weights`` are the block weights used, ``weight_selection`` each validated setting with its held-out lift
+    (empty when nothing was validated), ``test_pairs`` the held-out positive pairs for the report's lift.
+    """
 
     tree: ClusterTree
     method: str
     video_errors: dict[str, str] = field(default_factory=dict)
     items_without_video: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+    weight_selection: list[dict[str, Any]] = field(default_factory=list)
+    items_without_interactions: int | None = None
+    test_pairs: pd.DataFrame | None = None
+    pair_counts: dict[str, int] = field(default_factory=dict)
 
 
-def build_tree(items: pd.DataFrame, config: TreeBuildConfig, progress: bool = False) -> TreeBuild:
-    """Build the cluster tree of validated ``items`` (see :class:`TreeBuildConfig` for the method)."""
+def build_tree(
+    items: pd.DataFrame,
+    config: TreeBuildConfig,
+    progress: bool = False,
+    interactions: pd.DataFrame | None = None,
+) -> TreeBuild:
+    """Build the cluster tree of validated ``items`` (see :class:`TreeBuildConfig` for the method).
+
+    With ``interactions``, their positive pairs are split by user into train (the collaborative block),
+    validation (the weights of free blocks, :func:`select_weights`) and test (``TreeBuild.test_pairs``).
+    """
     config.validate()
     has_taxonomy = "taxonomy" in items and items["taxonomy"].notna().all() and len(items) > 0
     method = ("taxonomy" if has_taxonomy else "kmeans") if config.method == "auto" else config.method
+    splits = None
+    if interactions is not None and len(interactions):
+        pairs = positive_pairs(interactions, config.positive_satisfaction)
+        splits = split_pairs_by_user(pairs, config.validation_fraction, config.test_fraction, config.seed)
+    pair_counts = {name: len(frame) for name, frame in splits.items()} if splits else {}
+    test_pairs = splits["test"] if splits else None
     if method == "taxonomy":
-        return TreeBuild(import_taxonomy(items), method)
-    embeddings = item_embeddings(items, config, progress)
-    tree = build_kmeans_tree(items, config, embeddings, progress)
-    return TreeBuild(tree, method, embeddings.video_errors, embeddings.items_without_video)
+        return TreeBuild(import_taxonomy(items), method, test_pairs=test_pairs, pair_counts=pair_counts)
+    embeddings = item_embeddings(items, config, progress, splits["train"] if splits else None)
+    selection: list[dict[str, Any]] = []
+    free = [block for block in BLOCKS if block not in config.fixed_weights() and block in embeddings.blocks]
+    if free and splits is not None and len(splits["validation"]):
+        weights, selection = select_weights(items, config, embeddings, splits["validation"], progress)
+    else:
+        weights = {block: DEFAULT_WEIGHTS[block] if block in embeddings.blocks else 0.0 for block in BLOCKS}
+        weights |= config.fixed_weights()
+    tree = build_kmeans_tree(items, config, embeddings, weights, progress)
+    return TreeBuild(
+        tree,
+        method,
+        embeddings.video_errors,
+        embeddings.items_without_video,
+        weights,
+        selection,
+        embeddings.items_without_interactions if "collaborative" in embeddings.blocks else None,
+        test_pairs,
+        pair_counts,
+    )
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -446,9 +732,60 @@ def majority_match(tree: ClusterTree, truth: pd.DataFrame, level: int) -> dict[s
     return dict(zip(best[column], best[f"{column}_true"], strict=True))
 
 
-def tree_report(tree: ClusterTree, items: pd.DataFrame, truth: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Sizes per level, item-count and traffic balance (max/min), and NMI/purity against ``truth`` if given."""
+COHERENCE_PAIRS = 4000
+
+
+def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
+    union = len(left | right)
+    return len(left & right) / union if union else 0.0
+
+
+def text_coherence(
+    groups: Sequence[np.ndarray], term_sets: Sequence[frozenset[str]], seed: int = 0
+) -> dict[str, float]:
+    """Mean Jaccard of the term sets of two items in one group, over that of two random items, and the ratio.
+
+    Within: ``COHERENCE_PAIRS`` pairs, each from a group drawn in proportion to its number of item pairs;
+    random: as many pairs of distinct items from the whole catalogue. Items without terms are left out.
+    """
+    rng = np.random.default_rng(seed)
+    with_terms = [np.array([member for member in group if term_sets[member]]) for group in groups]
+    with_terms = [group for group in with_terms if len(group) >= 2]
+    everyone = np.concatenate(with_terms) if with_terms else np.array([], dtype=np.int64)
+    if len(everyone) < 2:
+        return {"within": 0.0, "random": 0.0, "ratio": 0.0}
+    pair_counts = np.array([len(group) * (len(group) - 1) / 2 for group in with_terms])
+    chosen = rng.choice(len(with_terms), size=COHERENCE_PAIRS, p=pair_counts / pair_counts.sum())
+    within = []
+    for group_index in chosen:
+        left, right = rng.choice(with_terms[group_index], size=2, replace=False)
+        within.append(_jaccard(term_sets[left], term_sets[right]))
+    random_pairs = [rng.choice(everyone, size=2, replace=False) for _ in range(COHERENCE_PAIRS)]
+    baseline = float(np.mean([_jaccard(term_sets[left], term_sets[right]) for left, right in random_pairs]))
+    mean_within = float(np.mean(within))
+    return {"within": mean_within, "random": baseline, "ratio": mean_within / baseline if baseline else 0.0}
+
+
+def coherence_terms(items: pd.DataFrame) -> tuple[str, list[frozenset[str]]]:
+    """What text coherence compares: the items' tags when any item has tags, else their title/description words."""
+    tags = item_tags(items)
+    if any(tags):
+        return "tags", [frozenset(item) for item in tags]
+    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    return "words", [frozenset(analyse(text)) for text in item_texts(items)]
+
+
+def tree_report(
+    tree: ClusterTree,
+    items: pd.DataFrame,
+    truth: pd.DataFrame | None = None,
+    heldout_pairs: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Per level: sizes, item-count and traffic balance (max/min), text coherence, the co-engagement lift of
+    ``heldout_pairs`` (when given) and NMI/purity against ``truth`` (when given)."""
     frame = tree.item_nodes_frame().merge(items[["item_id", "impressions"]], on="item_id")
+    position = {item_id: index for index, item_id in enumerate(items["item_id"].astype(str))}
+    coherence_source, term_sets = coherence_terms(items)
     levels: dict[str, Any] = {}
     for level in range(1, tree.num_levels + 1):
         column = level_column(level)
@@ -462,9 +799,26 @@ def tree_report(tree: ClusterTree, items: pd.DataFrame, truth: pd.DataFrame | No
             "size_balance_max_over_min": round(float(sizes.max() / sizes.min()), 4),
             "traffic_balance_max_over_min": round(float(traffic.max() / max(traffic.min(), 1)), 4),
         }
+        groups = [
+            np.array([position[item_id] for item_id in members if item_id in position])
+            for _, members in frame.groupby(column)["item_id"]
+        ]
+        coherence = text_coherence(groups, term_sets, seed=level)
+        entry["text_coherence"] = round(coherence["ratio"], 4)
+        entry["text_jaccard_within"] = round(coherence["within"], 4)
+        entry["text_jaccard_random"] = round(coherence["random"], 4)
+        if heldout_pairs is not None:
+            lift = coengagement_lift(dict(zip(frame["item_id"], frame[column], strict=True)), heldout_pairs)
+            if lift is not None:
+                entry["coengagement_lift"] = round(lift["lift"], 4)
+                entry["coengagement_inside"] = round(lift["inside"], 4)
+                entry["coengagement_chance"] = round(lift["chance"], 4)
         if truth is not None and column in truth:
             joined = frame[["item_id", column]].merge(truth[["item_id", column]], on="item_id", suffixes=("", "_true"))
             entry["nmi"] = round(float(normalized_mutual_info_score(joined[f"{column}_true"], joined[column])), 4)
             entry["purity"] = round(purity(joined[column].tolist(), joined[f"{column}_true"].tolist()), 4)
         levels[str(level)] = entry
-    return {"items": int(len(frame)), "levels": levels}
+    report: dict[str, Any] = {"items": int(len(frame)), "text_coherence_terms": coherence_source, "levels": levels}
+    if heldout_pairs is not None:
+        report["heldout_pairs"] = int(len(heldout_pairs))
+    return report

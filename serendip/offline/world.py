@@ -76,6 +76,13 @@ class WorldConfig:
     session_length: float = 8.0
     transition_probs: tuple[float, float, float] = (0.45, 0.35, 0.20)
     """Probabilities that a session's next item is from the same level-3 cluster / a sibling / anywhere."""
+    visual_noise: float = 0.0
+    """Fraction of items painted with the visual code of a random leaf instead of their own (0: every video
+    shows its item's cluster)."""
+    tags_per_item: int = 0
+    """Tags per item (0: no ``tags`` column); each is a topic word of the item's level-2..4 nodes, or noise."""
+    tag_noise: float = 0.0
+    """Probability that a tag is the topic word of a random level-3 node instead of one of the item's own."""
     zipf_exponent: float = 1.0
     max_impressions: int = 1_000_000
     days: int = 30
@@ -102,6 +109,8 @@ class WorldConfig:
             raise ConfigError(f"num_frames must be >= 4, got {self.num_frames}")
         if not 0 <= self.vague_title_fraction + self.misleading_title_fraction <= 1:
             raise ConfigError("vague_title_fraction + misleading_title_fraction must be in [0, 1]")
+        if not 0 <= self.visual_noise <= 1 or not 0 <= self.tag_noise <= 1 or self.tags_per_item < 0:
+            raise ConfigError("visual_noise and tag_noise must be in [0, 1] and tags_per_item >= 0")
         if abs(sum(self.transition_probs) - 1) > 1e-9 or min(self.transition_probs) < 0:
             raise ConfigError(
                 f"transition_probs must be 3 non-negative numbers summing to 1, got {self.transition_probs}"
@@ -112,6 +121,21 @@ class WorldConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (for manifests)."""
         return asdict(self)
+
+
+WORLD_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "hard": {
+        "vague_title_fraction": 0.7,
+        "misleading_title_fraction": 0.2,
+        "visual_noise": 0.85,
+        "tags_per_item": 3,
+        "tag_noise": 0.5,
+    },
+}
+"""Named overrides of :class:`WorldConfig`. ``hard``: 70 % vague and 20 % misleading titles, 85 % of videos
+painted like a random leaf, and 3 tags per item of which half on average are noise -- the clusters show
+reliably only in co-engagement, and partly in the tags (the real-catalogue case the tree builder must handle)."""
 
 
 # --- taxonomy -----------------------------------------------------------------------------------------------
@@ -207,6 +231,23 @@ def _title(kind: str, words: list[str], rng: np.random.Generator) -> str:
     return template.format(w1=words[0], w2=words[1], w3=words[2], w4=words[3])
 
 
+def _tags(
+    path_ids: list[str], words: dict[str, str], level3_nodes: list[str], config: WorldConfig, rng: np.random.Generator
+) -> list[str]:
+    """``tags_per_item`` distinct tags: topic words of the item's level-2..4 nodes, each replaced with
+    probability ``tag_noise`` by the word of a random level-3 node."""
+    own = [words[node_id] for node_id in path_ids[1:]]
+    tags: list[str] = []
+    for _ in range(config.tags_per_item):
+        if rng.random() < config.tag_noise:
+            tag = words[level3_nodes[int(rng.integers(len(level3_nodes)))]]
+        else:
+            tag = own[int(rng.integers(len(own)))]
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
 def _visual_spec(
     item_id: str,
     path: tuple[int, ...],
@@ -281,6 +322,8 @@ def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue
         ],
     )
     richness = np.round(rng.uniform(0, 1, config.num_items), 3)
+    noise_rng = np.random.default_rng([config.seed, 1])  # new draws leave the default world's draws unchanged
+    level3_nodes = [node.node_id for node in nodes if node.level == AFFINITY_LEVEL]
     items, truth, specs = [], [], []
     for index, (item_id, leaf) in enumerate(zip(item_ids, leaf_of_item, strict=True)):
         path_ids = [path_node_id(paths[leaf][: depth + 1]) for depth in range(WORLD_LEVELS)]
@@ -294,8 +337,14 @@ def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue
             decoy = f"{path_ids[1]}.{int(rng.choice(sibling_indices)):02d}"
             title_words[2:] = [words[decoy], words[f"{decoy}.{int(rng.integers(b4)):02d}"]]
         title = _title(str(kinds[index]), title_words, rng)
-        spec, truth_visual = _visual_spec(item_id, paths[leaf], targets, float(richness[index]), config, rng)
+        visual_path = paths[leaf]
+        if config.visual_noise > 0 and noise_rng.random() < config.visual_noise:
+            visual_path = paths[leaves[int(noise_rng.integers(len(leaves)))]]
+        spec, truth_visual = _visual_spec(item_id, visual_path, targets, float(richness[index]), config, rng)
         specs.append(spec)
+        extra = {}
+        if config.tags_per_item:
+            extra["tags"] = _tags(path_ids, words, level3_nodes, config, noise_rng)
         items.append(
             {
                 "item_id": item_id,
@@ -306,6 +355,7 @@ def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue
                 "impressions": int(impressions[index]),
                 "created_at": created_at[index],
                 "taxonomy": [words[node_id] for node_id in path_ids] if config.include_taxonomy else None,
+                **extra,
             }
         )
         truth.append(

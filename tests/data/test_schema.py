@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from serendip.core.errors import SchemaError
-from serendip.core.schema import load_dataset, load_items
+from serendip.core.schema import load_dataset, load_items, validate_items
 
 
 @pytest.fixture
@@ -89,3 +89,23 @@ def test_missing_required_column_is_a_schema_error(tmp_path: Path) -> None:
         load_items(tmp_path / "items.parquet")
     with pytest.raises(SchemaError, match="does not exist"):
         load_items(tmp_path / "absent.parquet")
+
+
+def test_tags_are_optional_lists_of_strings(tmp_path: Path) -> None:
+    pd.DataFrame({"item_id": ["a"], "title": ["t"], "impressions": [1]}).to_parquet(tmp_path / "old.parquet")
+    old, report = load_items(tmp_path / "old.parquet")
+    assert old["tags"].tolist() == [[]] and not report.reason_counts  # files without tags stay valid
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "title": ["t"] * 4,
+            "impressions": [1] * 4,
+            "tags": [[" Sci-Fi ", "drama", ""], None, [], ["ok"]],
+        }
+    )
+    items.to_parquet(tmp_path / "items.parquet")
+    loaded, report = load_items(tmp_path / "items.parquet")
+    assert loaded["tags"].tolist() == [["Sci-Fi", "drama"], [], [], ["ok"]]
+    assert not report.reason_counts
+    repaired, report = validate_items(items.assign(tags=[["x"], "not a list", [1, 2], None]))
+    assert report.count("invalid_tags") == 2 and repaired["tags"].tolist() == [["x"], [], [], []]

@@ -80,6 +80,34 @@ def test_client_spends_what_is_left_of_one_deadline(trained_sasrec, seqrec_trito
     assert users.shape == (2, config.hidden) and users.dtype == np.float32
 
 
+def test_concurrent_calls_ride_together_and_each_gets_its_own_rows(trained_sasrec, seqrec_triton: TritonServer) -> None:
+    """Eight concurrent callers: fewer Triton requests than calls, and each caller the rows of its histories."""
+    result, split, artifact = trained_sasrec
+    histories = [
+        np.asarray([left_pad(example.history, artifact.config.max_len)] * (1 + index % 3), dtype=np.int64)
+        for index, example in enumerate(split.test[:8])
+    ]
+
+    def requests_served() -> int:
+        with grpcclient.InferenceServerClient(seqrec_triton.grpc_url) as client:
+            stats = client.get_inference_statistics("seqrec", as_json=True)["model_stats"][0]
+        return int(stats["inference_stats"]["success"].get("count", 0))
+
+    async def embed_all() -> list[np.ndarray]:
+        client = SeqrecClient(seqrec_triton.grpc_url)
+        try:
+            return await asyncio.gather(*(client.user_embeddings(h, Deadline.after(10.0)) for h in histories))
+        finally:
+            await client.close()
+
+    before = requests_served()
+    users = asyncio.run(embed_all())
+    assert requests_served() - before < len(histories)
+    with torch.no_grad():
+        for batch, got in zip(histories, users, strict=True):
+            np.testing.assert_allclose(got, result.model(torch.from_numpy(batch)).numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_only_items_of_requested_clusters(retriever_stub, cluster_tree: ClusterTree) -> None:
     clusters = ["c3-000", "c3-011"]
     reply = _retrieve(retriever_stub, history=_history("i00", "i03", "i06"), cluster_ids=clusters, k=6)

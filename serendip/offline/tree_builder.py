@@ -2,16 +2,26 @@
 
 k-means path (paper ref [3], items without a taxonomy):
 
-* embedding = [title TF-IDF -> SVD, L2-normalised] ++ [visual features of ``frames_per_item`` uniformly
-  sampled frames: 4x4 grid of mean colours and a 64-bin colour histogram], each block centred and scaled to
-  unit mean norm, then weighted;
+* embedding = up to three blocks, each centred and scaled to unit mean norm, then weighted:
+  - *collaborative*: PMI + SVD of the training users' consecutive positive pairs
+    (:mod:`serendip.offline.coengagement`); an item in ``n`` pairs keeps ``n / (n + 3)`` of its own vector and
+    takes the rest from its 10 nearest warm items in content space, so items without interactions are placed
+    by content alone;
+  - *text*: TF-IDF of title + description words (stop words out) beside TF-IDF of whole tags (times
+    ``tag_weight``), SVD, L2-normalised;
+  - *visual*: ``frames_per_item`` uniformly sampled frames: a 64-bin colour histogram and 2x2 / 4x4 grids of
+    mean colours;
+* block weights left ``None`` are chosen by validation (:func:`select_weights`): the pairs of held-out users
+  (``validation_fraction``) score each setting of :data:`WEIGHT_GRID` by the co-engagement lift of its tree at
+  ``selection_level``; another set of users (``test_fraction``) is kept for the report's lift. Without
+  interactions the weights are text 1, visual 1;
 * every node is split into ``branching[level]`` children by k-means whose centroids are traffic-weighted
   (weight ``log(1 + impressions)``) and whose assignment is capacity-constrained: a child may hold at most
   ``(1 + size_tolerance) / k`` of its parent's mass, mass being one per item (``balance_by="items"``, the
   default: with tolerance 0 the sizes at every level are floor or ceil of n / nodes) or the item's impressions
   (``balance_by="traffic"``: equal traffic per cluster, approximate when single items are heavier than a share);
-* each node is described by its most distinctive title words (class-based TF-IDF against the other nodes of
-  its level), made unique over the whole tree.
+* each node is described by its most distinctive terms -- whole tags first, then title/description words --
+  by class-based TF-IDF against the other nodes of its level, extended until unique over the whole tree.
 """
 
 from __future__ import annotations
@@ -118,6 +128,7 @@ WEIGHT_GRID = (0.0, 0.5, 1.0)
 """Values tried for each free block weight (proportional settings tried once)."""
 SELECTION_RESTARTS, SELECTION_ITERATIONS = 3, 15
 COLD_START_NEIGHBOURS = 10
+NEIGHBOUR_CHUNK = 512
 COLD_START_SHRINKAGE = 3.0
 """An item in n training pairs gets ``n / (n + 3)`` of its own PMI vector, the rest from its content neighbours."""
 
@@ -261,10 +272,17 @@ def collaborative_block(
     neighbours = min(COLD_START_NEIGHBOURS, len(warm))
     norms = np.linalg.norm(content, axis=1, keepdims=True)
     unit = np.divide(content, norms, out=np.zeros_like(content), where=norms > 1e-12)
-    similarity = unit @ unit[warm].T
-    similarity[warm, np.arange(len(warm))] = -np.inf  # an item is not its own neighbour
-    nearest = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
-    from_content = vectors[warm][nearest].mean(axis=1)
+    warm_unit = unit[warm].astype(np.float32)
+    warm_position = np.full(len(item_ids), -1)
+    warm_position[warm] = np.arange(len(warm))
+    from_content = np.empty_like(vectors)
+    for start in range(0, len(item_ids), NEIGHBOUR_CHUNK):  # chunks bound the similarity matrix's memory
+        rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, len(item_ids)))
+        similarity = unit[rows].astype(np.float32) @ warm_unit.T
+        own_column = warm_position[rows]
+        similarity[np.flatnonzero(own_column >= 0), own_column[own_column >= 0]] = -np.inf  # not its own neighbour
+        nearest = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
+        from_content[rows] = vectors[warm][nearest].mean(axis=1)
     own = (counts / (counts + COLD_START_SHRINKAGE))[:, None]
     blended = own * vectors + (1 - own) * from_content
     return _scaled_block(blended, np.ones(len(item_ids), dtype=bool)), int((counts == 0).sum())

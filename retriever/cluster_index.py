@@ -95,19 +95,25 @@ class ClusterIndex:
         candidate_rows, candidate_scores = [], []
         for start, end in segments:
             scores = self._scores(user, start, end)
-            for row in excluded_rows:
-                if start <= row < end:
-                    scores[row - start] = -np.inf
-            eligible = np.flatnonzero(np.isfinite(scores))
-            if len(eligible) > per_segment:
-                best = np.argpartition(-scores[eligible], per_segment - 1)[:per_segment]
-                eligible = eligible[best]
-            candidate_rows.append(eligible + start)
-            candidate_scores.append(scores[eligible])
+            rows = np.arange(start, end)
+            excluded_here = [row - start for row in excluded_rows if start <= row < end]
+            if excluded_here:
+                keep = np.ones(end - start, dtype=bool)
+                keep[excluded_here] = False
+                rows, scores = rows[keep], scores[keep]
+            if len(rows) > per_segment:
+                best = np.argpartition(-scores, per_segment - 1)[:per_segment]
+                rows, scores = rows[best], scores[best]
+            candidate_rows.append(rows)
+            candidate_scores.append(scores)
         rows = np.concatenate(candidate_rows) if candidate_rows else np.empty(0, dtype=np.int64)
         scores = np.concatenate(candidate_scores) if candidate_scores else np.empty(0, dtype=np.float32)
         order = np.lexsort((rows, -scores))[:k]
-        return [ScoredItem(self.item_ids[rows[i]], float(scores[i]), self.row_cluster[rows[i]]) for i in order]
+        item_ids, clusters = self.item_ids, self.row_cluster
+        return [
+            ScoredItem(item_ids[row], score, clusters[row])
+            for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True)
+        ]
 
     def _scores(self, user: np.ndarray | None, start: int, end: int) -> np.ndarray:
         if user is None:

@@ -39,6 +39,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
 
     def __init__(self, model: RetrievalModel | None = None) -> None:
         self.model = model
+        self._cluster_refs: dict[str, common_pb2.ClusterRef] = {}
 
     async def Retrieve(
         self, request: retriever_pb2.RetrieveRequest, context: grpc.aio.ServicerContext
@@ -82,14 +83,18 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServicer):
         )
 
     def _item(self, item: ScoredItem) -> retriever_pb2.RetrievedItem:
-        cluster = self.model.index.clusters[item.cluster_id]  # type: ignore[union-attr]
-        return retriever_pb2.RetrievedItem(
-            item_id=item.item_id,
-            score=item.score,
-            cluster=common_pb2.ClusterRef(
+        return retriever_pb2.RetrievedItem(item_id=item.item_id, score=item.score, cluster=self._ref(item.cluster_id))
+
+    def _ref(self, cluster_id: str) -> common_pb2.ClusterRef:
+        """The cluster's reference, built once per cluster."""
+        ref = self._cluster_refs.get(cluster_id)
+        if ref is None:
+            cluster = self.model.index.clusters[cluster_id]  # type: ignore[union-attr]
+            ref = common_pb2.ClusterRef(
                 cluster_id=cluster.cluster_id, level=cluster.level, description=cluster.description
-            ),
-        )
+            )
+            self._cluster_refs[cluster_id] = ref
+        return ref
 
 
 def retriever_binding(servicer: RetrieverServicer) -> ServiceBinding:

@@ -10,11 +10,12 @@ MAX_K = 1000
 MAX_CLUSTERS = 64
 
 Mode = retriever_pb2.RetrievalMode
+MODES = frozenset(Mode.values())
 
 
 def validate_retrieve_request(request: retriever_pb2.RetrieveRequest) -> Mode.ValueType:
     """Validate a RetrieveRequest and return its effective mode."""
-    if request.mode not in Mode.values():
+    if request.mode not in MODES:
         raise InvalidArgumentError("mode", f"unknown retrieval mode {request.mode}")
     mode = Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED if request.mode == Mode.RETRIEVAL_MODE_UNSPECIFIED else request.mode
     validate_history(request.history, "history")

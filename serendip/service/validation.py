@@ -42,7 +42,10 @@ def check_max_count(values: Sequence[object], field: str, limit: int) -> None:
 def check_ids(values: Sequence[str], field: str, limit: int, *, unique: bool = False) -> list[str]:
     """A list of at most ``limit`` valid ids, optionally without duplicates."""
     check_max_count(values, field, limit)
-    checked = [require_id(value, f"{field}[{index}]") for index, value in enumerate(values)]
+    checked = list(values)
+    if not all(map(is_valid_id, checked)):  # field names are only formatted for the error: this is a hot path
+        for index, value in enumerate(checked):
+            require_id(value, f"{field}[{index}]")
     if unique and len(set(checked)) != len(checked):
         duplicate = next(v for i, v in enumerate(checked) if v in checked[:i])
         raise InvalidArgumentError(field, f"contains {duplicate!r} more than once")

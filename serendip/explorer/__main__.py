@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -132,9 +133,16 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (ArtifactError, OSError) as error:
         sys.exit(f"explore: cannot read the artifact root {args.artifacts}: {error}")
+    # uvicorn re-raises the signal that stopped it once it has shut down: SIGTERM must then unwind through
+    # serving_stack (which stops the stack it started) instead of killing this process on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with serving_stack(args):
         print(f"serendip explorer on http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

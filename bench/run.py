@@ -10,6 +10,7 @@ hits both alike.
 Ratios and their goals:
   planner_cached_vs_raw_grpc_echo_qps     Planner.Plan (CACHE) / bare grpc.aio echo, concurrency 8   >= 0.6
   retriever_vs_triton_echo_qps            Retriever.Retrieve / Triton python-backend echo            >= 0.5
+  retriever_vs_raw_grpc_echo_qps          Retriever.Retrieve / bare grpc.aio echo, concurrency 8     >= 0.5
   seqrec_dynamic_batching_on_vs_off_qps   seqrec with / without Triton's dynamic batcher, at 8 and
                                           at --batching-concurrency (32)                             >= 2
   seqrec_export_vs_torchscript_qps        batched seqrec running the AOTInductor package of the
@@ -60,6 +61,7 @@ from triton_models.seqrec import write_seqrec_model
 GOALS = {
     "planner_cached_vs_raw_grpc_echo_qps": 0.6,
     "retriever_vs_triton_echo_qps": 0.5,
+    "retriever_vs_raw_grpc_echo_qps": 0.5,
     "seqrec_dynamic_batching_on_vs_off_qps": 2.0,
     "mllm_batched_vs_sequential_qps": 4.0,
 }
@@ -287,6 +289,7 @@ def run(
     ratios = {
         "planner_cached_vs_raw_grpc_echo_qps": bench.ratio("planner_plan_cached", "raw_grpc_echo"),
         "retriever_vs_triton_echo_qps": bench.ratio("retriever_retrieve", "triton_echo"),
+        "retriever_vs_raw_grpc_echo_qps": bench.ratio("retriever_retrieve", "raw_grpc_echo"),
         "seqrec_dynamic_batching_on_vs_off_qps": bench.ratio("triton_seqrec_batched", "triton_seqrec_unbatched"),
         f"seqrec_dynamic_batching_on_vs_off_qps_c{c}": bench.ratio(
             f"triton_seqrec_batched_c{c}", f"triton_seqrec_unbatched_c{c}"

@@ -66,13 +66,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             self._cluster_refs[cluster_id] = ref
         return ref
 
-    async def _plan(self, request, n: int, deadline: Deadline) -> PlanOutcome:
+    async def _plan(self, request, history: list[str], n: int, deadline: Deadline) -> PlanOutcome:
         planner = self._ready()
         item_id = request.context_item.item_id
         # Decoding JPEGs costs milliseconds of this loop: done only when the item has to be planned.
         must_plan = request.HasField("context_content") and planner.cached(item_id) is None
         content = content_from_request(request.context_content) if must_plan else None
-        history = [event.item_id for event in request.recent_history.events]
         return await planner.plan(item_id, content, history, n, deadline)
 
     def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:
@@ -96,7 +95,8 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         deadline = Deadline.of_call(context, DEFAULT_BUDGET_S)
         reserve_s = max(PLAN_RESERVE_S, PLAN_RESERVE_SHARE * deadline.remaining_s())
         n = validate_plan_request(request)
-        outcome = await self._plan(request, n, deadline.earlier_by(reserve_s))
+        history = [event.item_id for event in request.recent_history.events]
+        outcome = await self._plan(request, history, n, deadline.earlier_by(reserve_s))
         return self._plan_response(outcome, request.include_reasoning)
 
     async def Recommend(
@@ -108,12 +108,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         if self.retriever_address is None:
             raise FailedPreconditionError("Recommend needs a Retriever: start the Planner with --retriever HOST:PORT")
         plan_deadline = deadline.earlier_by(reserve_s + self.retrieve_latency.value_s)
-        outcome = await self._plan(request, num_clusters, plan_deadline)
+        history = [event.item_id for event in request.recent_history.events]
+        outcome = await self._plan(request, history, num_clusters, plan_deadline)
         plan = self._plan_response(outcome, include_reasoning=True)
         planned = [c.cluster.cluster_id for c in plan.clusters]
-        history = [event.item_id for event in request.recent_history.events]
-        excluded = [*request.exclude_item_ids, request.context_item.item_id, *history]  # nothing seen comes back
-        retrieve = retriever_pb2.RetrieveRequest(
+        excluded = [*request.exclude_item_ids, request.context_item.item_id]
+        retrieve = retriever_pb2.RetrieveRequest(  # the Retriever leaves the history's own items out itself
             history=request.recent_history,
             cluster_ids=planned,
             k=num_items,
@@ -125,7 +125,8 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             source = planner_pb2.RETRIEVAL_SOURCE_SEQUENCE_MODEL
         else:
             source = planner_pb2.RETRIEVAL_SOURCE_POPULAR_IN_CLUSTER
-            retrieved = self._popular(planned, num_items, retrieve.per_cluster_quota, set(excluded))
+            seen = {*excluded, *history}  # nothing seen comes back, as with the Retriever
+            retrieved = self._popular(planned, num_items, retrieve.per_cluster_quota, seen)
         context_parent = self._context_parent(outcome)
         return planner_pb2.RecommendResponse(
             items=[self._recommended(item, context_parent) for item in retrieved],

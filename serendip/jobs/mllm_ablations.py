@@ -4,7 +4,8 @@ Trains one planner per configuration with identical data, tokenizer, seed and st
 wall-clock cap unless ``--max-minutes``), evaluates each on the same held-out contexts at every checkpoint,
 and writes a report directory::
 
-    table.md  table.json                    final and best held-out recall / match rate / recall@n per run,
+    table.md  table.json                    final and best held-out recall / match rate / recall@n per run, the
+                                            recall@1 among the candidates (same footing as the baselines),
                                             popularity and random baselines, steps/s
     fig3_prompt_{recall,match_rate}.png     text_only vs video_only vs video_text vs video_cot (4 frames)
     fig4_frames_{recall,match_rate}.png     video_cot with 1 / 2 / 4 / 8 uniformly sampled frames
@@ -108,6 +109,7 @@ def _row(run: AblationRun, result: RunResult) -> dict[str, Any]:
         "recall@1": final.get("recall@1"),
         "recall@3": final.get("recall@3"),
         "recall@5": final.get("recall@5"),
+        "candidate_recall@1": final.get("candidate_recall@1"),
         "best_recall": best.get("recall"),
         "best_recall_step": best.get("step"),
         "steps_per_second": result.summary.steps_per_second,
@@ -116,15 +118,15 @@ def _row(run: AblationRun, result: RunResult) -> dict[str, Any]:
 
 
 def _markdown(rows: list[dict[str, Any]], baselines: dict[str, dict[str, float]], protocol: str) -> str:
-    columns = ["run", "steps", "recall", "match_rate", "recall@1", "recall@3", "best_recall", "best_recall_step",
-               "steps_per_second"]  # fmt: skip
+    columns = ["run", "steps", "recall", "match_rate", "recall@1", "recall@3", "candidate_recall@1", "best_recall",
+               "best_recall_step", "steps_per_second"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [f"{row[key]:.3f}" if isinstance(row[key], float) else str(row[key]) for key in columns]
         lines.append("| " + " | ".join(cells) + " |")
     for name, values in baselines.items():
         cells = [f"{name} baseline", "-", f"{values['recall']:.3f}", "-", f"{values['recall@1']:.3f}",
-                 f"{values['recall@3']:.3f}", "-", "-", "-"]  # fmt: skip
+                 f"{values['recall@3']:.3f}", f"{values['recall@1']:.3f}", "-", "-", "-"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return f"Protocol: {protocol}.\n\n" + "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Baselines are exact, deterministic functions of the training labels and the candidates."""
+"""Baselines are exact, deterministic functions of the training labels and the candidates; the model's
+candidate-restricted recall ranks exactly as the engine's ``allowed`` restriction does."""
 
 from __future__ import annotations
 
@@ -6,7 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from serendip.models.mllm.evaluation import plot_curves, popularity_baseline, random_baseline
+from serendip.models.mllm.batching import PromptEncoder
+from serendip.models.mllm.checkpoint import PlannerModel
+from serendip.models.mllm.decoding import rank_descriptions
+from serendip.models.mllm.evaluation import (
+    HeldoutEvaluator,
+    HeldoutItem,
+    plot_curves,
+    popularity_baseline,
+    random_baseline,
+)
+from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
+from serendip.models.mllm.prompts import PromptVariant
+from serendip.models.mllm.training import prepare_examples
+from tests.mllm.conftest import TWO_FRAMES
+from tests.mllm.synthetic import synthetic_examples
 
 CANDIDATES = {"a": ["b", "c"], "b": ["a", "c"], "c": ["a", "b"], "x": ["y", "z", "w"]}
 
@@ -32,3 +47,46 @@ def test_curves_are_written(tmp_path: Path) -> None:
     records = [{"step": 10, "recall": 0.2}, {"step": 20, "recall": 0.5}]
     plot_curves({"run": records}, "recall", tmp_path / "curve.png", "recall", {"popularity": 0.3})
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_candidate_recall_matches_the_engines_allowed_ranking(
+    untrained_planner: PlannerModel, encoder: PromptEncoder
+) -> None:
+    variant = PromptVariant.TEXT_ONLY
+    examples, task = synthetic_examples(variant, TWO_FRAMES, 8)
+    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
+    grammar = build_answer_grammar(task.descriptions, 3, variant)
+    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    candidates = [task.serendipitous_candidates[task.context_cluster_of[p.example.context_item_id]] for p in prepared]
+    items = [
+        HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id, tuple(c))
+        for p, c in zip(prepared, candidates, strict=True)
+    ]
+    evaluator = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1, 2), batch_size=4)
+    metrics = evaluator.evaluate(untrained_planner.model)
+
+    index_of = {cluster: i for i, cluster in enumerate(grammar.cluster_ids)}
+    allowed = [[index_of[cluster] for cluster in c] for c in candidates]
+    rankings = rank_descriptions(
+        untrained_planner.model, encoder, [p.prompt for p in prepared], variant, evaluator.description_tokens, 2,
+        compiled, grammar.max_new_tokens, allowed,
+    )  # fmt: skip
+    top = [grammar.cluster_ids[ranking.indices[0]] for ranking in rankings]
+    expected = sum(t == p.example.label_cluster_id for t, p in zip(top, prepared, strict=True)) / len(prepared)
+    assert metrics["candidate_count"] == len(prepared)
+    assert metrics["candidate_recall@1"] == pytest.approx(expected)
+    # every label is a candidate (2 per context): the restricted top 2 always holds it, the unrestricted may not
+    assert metrics["candidate_recall@2"] == 1.0
+    assert metrics["candidate_recall@1"] >= metrics["recall@1"]
+    assert {"recall", "match_rate", "recall@1", "recall@2"} <= metrics.keys()
+
+
+def test_no_candidates_no_candidate_recall(untrained_planner: PlannerModel, encoder: PromptEncoder) -> None:
+    variant = PromptVariant.TEXT_ONLY
+    examples, task = synthetic_examples(variant, TWO_FRAMES, 2)
+    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
+    grammar = build_answer_grammar(task.descriptions, 3, variant)
+    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    items = [HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id) for p in prepared]
+    metrics = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1,)).evaluate(untrained_planner.model)
+    assert "candidate_recall@1" not in metrics and metrics["count"] == 2

@@ -4,6 +4,11 @@
 * recall     -- share of unconstrained outputs that are exactly the label description;
 * recall@n   -- share of contexts whose label is among the ``n`` best descriptions ranked by likelihood
   (grammar-constrained, over every description of the planning level);
+* candidate_recall@n -- the same ranking restricted to the context's serendipitous candidates (the
+  siblings the baselines pick among and serving restricts the MLLM to, ``allowed`` of
+  ``rank_descriptions``): the model on the same footing as the baselines. Computed from the one full
+  ranking (masking other descriptions does not reorder the allowed ones), over the items that have
+  candidates;
 * baselines  -- ``popularity``: the serendipitous candidates of the context (siblings under its level-(l-δ)
   parent) ordered by how often each was a label in the training set; ``random``: a uniformly random
   candidate (its expected recall@n, ``min(n, k) / k``, computed exactly).
@@ -29,11 +34,13 @@ DEFAULT_RANKS = (1, 3, 5)
 
 @dataclass(frozen=True)
 class HeldoutItem:
-    """One held-out context: its encoded prompt and the label cluster."""
+    """One held-out context: its encoded prompt, the label cluster and the context's serendipitous candidates."""
 
     context_item_id: str
     prompt: EncodedPrompt
     label_cluster_id: str
+    candidate_cluster_ids: tuple[str, ...] = ()
+    """The clusters the baselines pick among (empty: no candidate-restricted recall for this item)."""
 
 
 class HeldoutEvaluator:
@@ -64,14 +71,17 @@ class HeldoutEvaluator:
     def evaluate(self, model: PreTrainedModel) -> dict[str, Any]:
         """Metrics over all held-out items (model left in eval mode; caller restores train mode)."""
         model.eval()
-        matches = hits = 0
+        matches = hits = constrained_count = 0
         hits_at = dict.fromkeys(self.ranks, 0)
+        constrained_hits_at = dict.fromkeys(self.ranks, 0)
+        constrained = any(item.candidate_cluster_ids for item in self.items)
+        depth = len(self.description_tokens) if constrained else max(self.ranks)
         for start in range(0, len(self.items), self.batch_size):
             chunk = self.items[start : start + self.batch_size]
             prompts = [item.prompt for item in chunk]
             responses = generate_responses(model, self.encoder, prompts, self.grammar.max_new_tokens)
             rankings = rank_descriptions(
-                model, self.encoder, prompts, self.variant, self.description_tokens, max(self.ranks),
+                model, self.encoder, prompts, self.variant, self.description_tokens, depth,
                 self.compiled_grammar, self.grammar.max_new_tokens,
             )  # fmt: skip
             for item, response, ranking in zip(chunk, responses, rankings, strict=True):
@@ -83,9 +93,18 @@ class HeldoutEvaluator:
                 ranked_ids = [self.grammar.cluster_ids[index] for index in ranking.indices]
                 for n in self.ranks:
                     hits_at[n] += item.label_cluster_id in ranked_ids[:n]
+                if item.candidate_cluster_ids:
+                    allowed = set(item.candidate_cluster_ids)
+                    ranked_candidates = [cluster for cluster in ranked_ids if cluster in allowed]
+                    constrained_count += 1
+                    for n in self.ranks:
+                        constrained_hits_at[n] += item.label_cluster_id in ranked_candidates[:n]
         count = max(1, len(self.items))
         metrics: dict[str, Any] = {"count": len(self.items), "match_rate": matches / count, "recall": hits / count}
         metrics.update({f"recall@{n}": hits_at[n] / count for n in self.ranks})
+        if constrained_count:
+            metrics["candidate_count"] = constrained_count
+            metrics.update({f"candidate_recall@{n}": constrained_hits_at[n] / constrained_count for n in self.ranks})
         return metrics
 
 

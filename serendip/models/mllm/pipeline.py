@@ -9,6 +9,7 @@ Shared by ``serendip.jobs.train_mllm`` (one run, published as an ``mllm`` artifa
     train_log.jsonl                                   loss every few steps, held-out metrics per checkpoint
     metrics.json                                      final held-out metrics, baselines, throughput, protocol
     curves_recall.png  curves_match_rate.png          metrics vs training step, baselines dashed
+    curves_candidate_recall.png                       recall@1 among the candidates vs the baselines (same footing)
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from serendip.models.mllm.vision_inputs import DEFAULT_IMAGE_SIZE
 
 EVALUATION_PROTOCOL = (
     "held-out context items of the curation split; recall/match rate from unconstrained greedy output, "
-    "recall@n from the likelihood ranking of all planning-level descriptions (grammar-constrained CoT)"
+    "recall@n from the likelihood ranking of all planning-level descriptions (grammar-constrained CoT); "
+    "candidate_recall@n from the same ranking restricted to the context's serendipitous candidates (the siblings "
+    "the popularity/random baselines pick among, as serving does): compare it, not recall, with the baselines"
 )
 
 
@@ -89,6 +92,12 @@ def _tokenizer_corpus(curation: CurationArtifact, task: PlanningTask) -> list[st
     return training_corpus(examples, task.descriptions.values(), titles)
 
 
+def _candidates_of(task: PlanningTask, context_item_id: str) -> list[str]:
+    """The context's serendipitous candidates (what the baselines pick among); empty for an unknown context."""
+    cluster = task.context_cluster_of.get(context_item_id)
+    return task.serendipitous_candidates.get(cluster, []) if cluster is not None else []
+
+
 def _planner(choice: ModelChoice, corpus: Callable[[], list[str]], seed: int) -> PlannerModel:
     if choice.base_model is not None:
         return load_model(choice.base_model, image_size=choice.image_size)
@@ -127,7 +136,15 @@ def train_planner(
         encoder,
         grammar,
         compiled,
-        [HeldoutItem(item.example.context_item_id, item.prompt, item.example.label_cluster_id) for item in heldout_set],
+        [
+            HeldoutItem(
+                item.example.context_item_id,
+                item.prompt,
+                item.example.label_cluster_id,
+                tuple(_candidates_of(task, item.example.context_item_id)),
+            )
+            for item in heldout_set
+        ],
     )
     heldout_pairs = [(task.context_cluster_of[ex.context_item_id], ex.label_cluster_id) for ex in heldout_examples]
     train_labels = [example.label_cluster_id for example in train_examples]
@@ -170,6 +187,14 @@ def train_planner(
             output / f"curves_{metric}.png",
             f"held-out {metric.replace('_', ' ')}",
             {f"{key} baseline": value["recall"] for key, value in baselines.items()} if metric == "recall" else None,
+        )
+    if any("candidate_recall@1" in record for record in summary.evals):
+        plot_curves(
+            {name: summary.evals},
+            "candidate_recall@1",
+            output / "curves_candidate_recall.png",
+            "held-out recall@1 among the candidates",
+            {f"{key} baseline": value["recall@1"] for key, value in baselines.items()},
         )
     counts = {
         "train_examples": len(train_set),

@@ -4,6 +4,10 @@ A version directory holds ``items.parquet`` and ``interactions.parquet`` (the in
 ``serendip.core.schema``), ``users.parquet``, ``ground_truth.parquet`` (true clusters, affine/secondary
 clusters, visual richness and captions), ``true_tree/``, and, with videos, ``media.parquet`` plus
 ``videos/`` and ``thumbnails/``. :class:`WorldOracle` reads the ground truth as the generator meant it.
+
+Worlds with *fresh uploads* also hold ``fresh_items.parquet`` (items schema; media in ``fresh_videos/`` and
+``fresh_thumbnails/``), ``fresh_ground_truth.parquet`` and ``fresh_media.parquet``: items created after the
+logs end, in no other table. Only :func:`load_fresh_uploads` reads them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pandas as pd
 
 from serendip.artifacts.store import read_manifest, resolve_artifact
 from serendip.core.cluster_tree import ClusterTree, level_column
-from serendip.core.schema import BadRowReport, load_dataset
+from serendip.core.schema import BadRowReport, load_dataset, load_items
 
 SCHEMA_VERSION = 1
 WORLD_KIND = "world"
@@ -25,6 +29,12 @@ WORLD_LEVELS = 4
 AFFINITY_LEVEL = 3
 """Affinity and serendipity in the world's ground truth are defined at level 3 with δ = 1."""
 RELATIONS = ("affine", "secondary", "same", "serendipitous", "random")
+FRESH_ITEMS_FILE = "fresh_items.parquet"
+"""Fresh uploads: items created after the logs end, in the items schema; in no other table of the world."""
+FRESH_GROUND_TRUTH_FILE = "fresh_ground_truth.parquet"
+FRESH_MEDIA_FILE = "fresh_media.parquet"
+FRESH_VIDEOS = "fresh_videos"
+FRESH_THUMBNAILS = "fresh_thumbnails"
 
 
 @dataclass(frozen=True)
@@ -127,3 +137,20 @@ def load_world(path: str | os.PathLike[str] = "artifacts/world") -> World:
         items_report=dataset.items_report,
         interactions_report=dataset.interactions_report,
     )
+
+
+@dataclass
+class FreshUploads:
+    """A world's fresh uploads: validated items (media paths resolved) and their ground truth."""
+
+    items: pd.DataFrame
+    ground_truth: pd.DataFrame
+
+
+def load_fresh_uploads(path: str | os.PathLike[str] = "artifacts/world") -> FreshUploads | None:
+    """The fresh uploads of a world artifact (version or kind dir); None when it has none (older worlds)."""
+    directory = resolve_artifact(path, WORLD_KIND)
+    if not (directory / FRESH_ITEMS_FILE).is_file():
+        return None
+    items, _report = load_items(directory / FRESH_ITEMS_FILE)
+    return FreshUploads(items, pd.read_parquet(directory / FRESH_GROUND_TRUTH_FILE))

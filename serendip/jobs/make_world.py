@@ -3,7 +3,9 @@
 Writes ``<artifacts>/world/<version>/``: items.parquet and interactions.parquet (the bring-your-own schema),
 videos/*.mp4 (H.264) and thumbnails/*.jpg, media.parquet (per-video hash, frame count, thumbnail frame),
 users.parquet, ground_truth.parquet (true taxonomy path, visual attributes, truly good serendipitous clusters,
-visual richness, video caption), true_tree/ (the true taxonomy as a ClusterTree), and manifest.json.
+visual richness, video caption), true_tree/ (the true taxonomy as a ClusterTree), fresh_items.parquet,
+fresh_ground_truth.parquet and fresh_videos/ (uploads after the logs end, held out of everything else), and
+manifest.json.
 See docs/data.md for the design.
 """
 
@@ -60,6 +62,9 @@ class MakeWorldJob:
     """chance that a tag names a random cluster instead of the item's own (None: the preset's)"""
     with_taxonomy: bool = False
     """also write the true taxonomy into items.parquet (build_tree then imports it instead of clustering)"""
+    fresh_uploads: int = _WORLD.fresh_uploads
+    """videos uploaded after the logs end, kept apart (fresh_items.parquet, fresh_videos/): the evaluation's
+    cold-start segment; any count leaves the logged world unchanged (0: none)"""
     seed: int = _WORLD.seed
     """seed of every draw"""
     workers: int = _WORLD.workers
@@ -86,6 +91,7 @@ def run(job: MakeWorldJob) -> Path:
         sessions_per_user=job.sessions_per_user,
         session_length=job.session_length,
         workers=job.workers,
+        fresh_uploads=job.fresh_uploads,
     )
     overrides = {
         "vague_title_fraction": job.vague_title_fraction,

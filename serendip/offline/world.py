@@ -21,6 +21,11 @@ model that looks at the video can tell which sibling cluster is a good serendipi
 
 Satisfaction of a transition context -> next (mean, before noise): affine serendipitous (highest, more for
 visually rich contexts) > same level-3 cluster > other serendipitous > random (paper §2's observation).
+
+*Fresh uploads* (``fresh_uploads``, 100 by default): items created after the last logged event, generated
+like the others but from their own random stream and written apart (``fresh_items.parquet``,
+``fresh_ground_truth.parquet``, ``fresh_videos/``): no interactions, so no tree, SASRec vocabulary or plan
+table holds them -- the cold-start segment of the offline evaluation. The logged world does not depend on them.
 """
 
 from __future__ import annotations
@@ -37,7 +42,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from serendip.artifacts.store import ArtifactWriter, file_sha256
-from serendip.artifacts.world import AFFINITY_LEVEL, WORLD_KIND, WORLD_LEVELS, SatisfactionModel, WorldOracle
+from serendip.artifacts.world import (
+    AFFINITY_LEVEL,
+    FRESH_GROUND_TRUTH_FILE,
+    FRESH_ITEMS_FILE,
+    FRESH_MEDIA_FILE,
+    FRESH_THUMBNAILS,
+    FRESH_VIDEOS,
+    WORLD_KIND,
+    WORLD_LEVELS,
+    SatisfactionModel,
+    WorldOracle,
+)
 from serendip.core.cluster_tree import ClusterNode, ClusterTree, level_column, path_node_id
 from serendip.core.errors import ConfigError
 from serendip.core.frames import encode_video, save_jpeg, select_thumbnail_index
@@ -88,6 +104,10 @@ class WorldConfig:
     days: int = 30
     workers: int = 2
     satisfaction: SatisfactionModel = field(default_factory=SatisfactionModel)
+    fresh_uploads: int = 100
+    """Videos uploaded after the logs end (the training cut-off), written apart (``fresh_items.parquet``,
+    ``fresh_videos/``): in no log, tree or model vocabulary. Drawn from their own random stream, so the
+    logged world is the same for every count (0: none)."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first parameter out of range."""
@@ -117,6 +137,8 @@ class WorldConfig:
             )
         if self.num_users < 1 or self.sessions_per_user < 1 or self.session_length < 2:
             raise ConfigError("num_users >= 1, sessions_per_user >= 1 and session_length >= 2 are required")
+        if self.fresh_uploads < 0:
+            raise ConfigError(f"fresh_uploads must be >= 0, got {self.fresh_uploads}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (for manifests)."""
@@ -374,6 +396,80 @@ def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue
     return _Catalogue(pd.DataFrame(items), pd.DataFrame(truth), specs, tree)
 
 
+def _index_path(node_id: str) -> tuple[int, ...]:
+    """Child indices of a node id from ``path_node_id``: "c02.00.01" -> (2, 0, 1)."""
+    return tuple(int(part) for part in node_id[1:].split("."))
+
+
+def _make_fresh_uploads(config: WorldConfig, tree: ClusterTree, logs_end: dt.datetime) -> _Catalogue:
+    """``config.fresh_uploads`` items created after ``logs_end``, drawn like the catalogue's items (leaf, title
+    kind, richness, affine and secondary siblings, visual code, tags) from their own stream ``[seed, 2]``, so
+    the catalogue, users and logs never depend on them. No impressions; ids ``f<index>``."""
+    rng = np.random.default_rng([config.seed, 2])
+    _, _, b3, b4 = config.branching
+    words = {node_id: tree.node(node_id).description for level in range(1, WORLD_LEVELS + 1)
+             for node_id in tree.nodes_at(level)}  # fmt: skip
+    leaves = tree.nodes_at(WORLD_LEVELS)
+    level3_nodes = tree.nodes_at(AFFINITY_LEVEL)
+    title_p = [
+        1 - config.vague_title_fraction - config.misleading_title_fraction,
+        config.vague_title_fraction,
+        config.misleading_title_fraction,
+    ]
+    width = len(str(max(config.fresh_uploads - 1, 0)))
+    items, truth, specs = [], [], []
+    for index in range(config.fresh_uploads):
+        item_id = f"f{index:0{width}d}"
+        leaf = leaves[int(rng.integers(len(leaves)))]
+        path = _index_path(leaf)
+        path_ids = [path_node_id(path[: depth + 1]) for depth in range(WORLD_LEVELS)]
+        kind = str(rng.choice(["informative", "vague", "misleading"], p=title_p))
+        richness = round(float(rng.uniform(0, 1)), 3)
+        created_at = logs_end + dt.timedelta(seconds=float(rng.uniform(60, 86400)))
+        sibling_indices = [other for other in range(b3) if other != path[2]]
+        chosen = rng.choice(sibling_indices, size=min(2, len(sibling_indices)), replace=False)
+        has_secondary = len(chosen) > 1 and rng.random() < config.secondary_affinity_fraction
+        targets = [int(chosen[0])] + ([int(chosen[1])] if has_secondary else [])
+        good_clusters = [f"{path_ids[1]}.{target:02d}" for target in targets]
+        title_words = [words[node_id] for node_id in path_ids]
+        if kind == "misleading":
+            decoy = f"{path_ids[1]}.{int(rng.choice(sibling_indices)):02d}"
+            title_words[2:] = [words[decoy], words[f"{decoy}.{int(rng.integers(b4)):02d}"]]
+        title = _title(kind, title_words, rng)
+        visual_path = path
+        if config.visual_noise > 0 and rng.random() < config.visual_noise:
+            visual_path = _index_path(leaves[int(rng.integers(len(leaves)))])
+        spec, truth_visual = _visual_spec(item_id, visual_path, targets, richness, config, rng)
+        specs.append(spec)
+        extra = {"tags": _tags(path_ids, words, level3_nodes, config, rng)} if config.tags_per_item else {}
+        items.append(
+            {
+                "item_id": item_id,
+                "title": title,
+                "description": None,
+                "video_path": f"{FRESH_VIDEOS}/{item_id}.mp4" if config.with_video else None,
+                "thumbnail_path": f"{FRESH_THUMBNAILS}/{item_id}.jpg" if config.with_video else None,
+                "impressions": 0,
+                "created_at": created_at,
+                "taxonomy": [words[node_id] for node_id in path_ids] if config.include_taxonomy else None,
+                **extra,
+            }
+        )
+        truth.append(
+            {
+                "item_id": item_id,
+                **{level_column(level + 1): path_ids[level] for level in range(WORLD_LEVELS)},
+                "title_kind": kind,
+                "visual_richness": richness,
+                "affine_cluster": good_clusters[0],
+                "secondary_cluster": good_clusters[1] if len(good_clusters) > 1 else None,
+                "good_clusters": good_clusters,
+                **truth_visual,
+            }
+        )
+    return _Catalogue(pd.DataFrame(items), pd.DataFrame(truth), specs, tree)
+
+
 def _make_users(config: WorldConfig, tree: ClusterTree, rng: np.random.Generator) -> pd.DataFrame:
     level2_nodes = tree.nodes_at(2)
     width = len(str(config.num_users - 1))
@@ -474,11 +570,11 @@ def _make_interactions(
     return frame.sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
 
 
-def _write_item_media(task: tuple[dict[str, Any], str, int, int, int]) -> dict[str, Any]:
-    spec, directory, size, num_frames, fps = task
+def _write_item_media(task: tuple[dict[str, Any], str, int, int, int, str, str]) -> dict[str, Any]:
+    spec, directory, size, num_frames, fps, videos, thumbnails = task
     item_id = spec["item_id"]
-    video_path = os.path.join(directory, "videos", f"{item_id}.mp4")
-    thumbnail_path = os.path.join(directory, "thumbnails", f"{item_id}.jpg")
+    video_path = os.path.join(directory, videos, f"{item_id}.mp4")
+    thumbnail_path = os.path.join(directory, thumbnails, f"{item_id}.jpg")
     frames = render_frames(spec, size, num_frames)
     encode_video(frames, video_path, fps)
     thumbnail_frame = select_thumbnail_index(frames)
@@ -496,11 +592,34 @@ def _write_item_media(task: tuple[dict[str, Any], str, int, int, int]) -> dict[s
     }
 
 
-def _write_media(config: WorldConfig, specs: list[dict[str, Any]], directory: Path, progress: bool) -> pd.DataFrame:
-    (directory / "videos").mkdir()
-    (directory / "thumbnails").mkdir()
-    tasks = [(spec, str(directory), config.frame_size, config.num_frames, config.fps) for spec in specs]
-    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, "encoding videos", progress))
+def _write_media(
+    config: WorldConfig,
+    specs: list[dict[str, Any]],
+    directory: Path,
+    progress: bool,
+    subdirectories: tuple[str, str] = ("videos", "thumbnails"),
+) -> pd.DataFrame:
+    videos, thumbnails = subdirectories
+    (directory / videos).mkdir()
+    (directory / thumbnails).mkdir()
+    tasks = [
+        (spec, str(directory), config.frame_size, config.num_frames, config.fps, videos, thumbnails) for spec in specs
+    ]
+    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, f"encoding {videos}", progress))
+
+
+def _write_fresh_uploads(config: WorldConfig, fresh: _Catalogue, directory: Path, progress: bool) -> None:
+    """fresh_items.parquet (the items schema, media under fresh_videos/ and fresh_thumbnails/),
+    fresh_ground_truth.parquet and, with videos, fresh_media.parquet."""
+    truth = fresh.truth
+    if config.with_video and fresh.specs:
+        media = _write_media(config, fresh.specs, directory, progress, (FRESH_VIDEOS, FRESH_THUMBNAILS))
+        media.to_parquet(directory / FRESH_MEDIA_FILE, index=False)
+        truth = truth.merge(media[["item_id", "thumbnail_frame"]], on="item_id")
+    else:
+        truth = truth.assign(thumbnail_frame=None)
+    fresh.items.to_parquet(directory / FRESH_ITEMS_FILE, index=False)
+    truth.to_parquet(directory / FRESH_GROUND_TRUTH_FILE, index=False)
 
 
 def generate_world(
@@ -515,7 +634,9 @@ def generate_world(
     catalogue = _make_catalogue(config, rng)
     users = _make_users(config, catalogue.tree, rng)
     interactions = _make_interactions(config, catalogue, users, rng, progress)
-    with ArtifactWriter(Path(artifacts_root), WORLD_KIND, config.to_dict()) as writer:
+    fresh = _make_fresh_uploads(config, catalogue.tree, interactions["ts"].max().to_pydatetime())
+    bulk = ("videos", "thumbnails", FRESH_VIDEOS, FRESH_THUMBNAILS)
+    with ArtifactWriter(Path(artifacts_root), WORLD_KIND, config.to_dict(), bulk_dirs=bulk) as writer:
         directory = writer.dir
         if config.with_video:
             media = _write_media(config, catalogue.specs, directory, progress)
@@ -528,6 +649,8 @@ def generate_world(
         users.to_parquet(directory / "users.parquet", index=False)
         truth.to_parquet(directory / "ground_truth.parquet", index=False)
         catalogue.tree.save(directory / "true_tree")
+        if config.fresh_uploads:
+            _write_fresh_uploads(config, fresh, directory, progress)
         relation_counts = _relation_counts(interactions, WorldOracle(catalogue.truth, config.satisfaction))
         writer.counts.update(
             {
@@ -539,6 +662,7 @@ def generate_world(
                 "title_kinds": catalogue.truth["title_kind"].value_counts().to_dict(),
                 "transitions": relation_counts,
                 "videos": len(catalogue.items) if config.with_video else 0,
+                "fresh_uploads": config.fresh_uploads,
             }
         )
     log(f"world written to {writer.final_dir}")

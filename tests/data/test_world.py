@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.store import file_sha256, read_manifest, verify_artifact
-from serendip.artifacts.world import World, load_world
+from serendip.artifacts.world import World, load_fresh_uploads, load_world
 from serendip.core.errors import ConfigError
 from serendip.core.frames import decode_frames
 from serendip.offline.vocabulary import BOTTOM_COLOURS, SIGNATURE_COLOURS, TOP_COLOURS
@@ -130,3 +130,41 @@ def test_titles_hide_the_accent(world: World) -> None:
             assert own_word in words
         elif truth.at[item_id, "title_kind"] == "vague":
             assert not words & topic_words
+
+
+def test_fresh_uploads_leave_the_logged_world_byte_identical(tmp_path: Path) -> None:
+    config = replace(TEST_WORLD, num_items=60, num_users=40)
+    without = generate_world(replace(config, fresh_uploads=0), tmp_path / "a", progress=False, log=lambda _: None)
+    with_fresh = generate_world(replace(config, fresh_uploads=8), tmp_path / "b", progress=False, log=lambda _: None)
+    first, second = read_manifest(without), read_manifest(with_fresh)
+    assert first["files"].items() <= second["files"].items()  # every file of the world without, byte for byte
+    assert {name: second["bulk_files"][name] for name in first["bulk_files"]} == first["bulk_files"]
+    assert load_fresh_uploads(without) is None
+    fresh = load_fresh_uploads(with_fresh)
+    assert fresh is not None and len(fresh.items) == 8 and second["bulk_files"]["fresh_videos/"]["count"] == 8
+    assert verify_artifact(with_fresh) == []
+
+
+def test_fresh_uploads_are_new_held_out_and_show_their_ground_truth(world: World) -> None:
+    fresh = load_fresh_uploads(world.dir)
+    assert fresh is not None and len(fresh.items) == TEST_WORLD.fresh_uploads == 100
+    ids = set(fresh.items["item_id"])
+    assert not ids & set(world.items["item_id"])
+    assert not ids & (set(world.interactions["item_id"]) | set(world.interactions["context_item_id"].dropna()))
+    assert not ids & set(world.true_tree.item_ids)
+    assert (fresh.items["created_at"] > world.interactions["ts"].max()).all()
+    assert (fresh.items["impressions"] == 0).all()
+    truth = fresh.ground_truth.set_index("item_id")
+    assert set(truth.index) == ids
+    for row in fresh.ground_truth.itertuples():
+        assert set(row.good_clusters) <= set(world.true_tree.siblings(row.level_3, 1))
+        assert row.affine_cluster == row.good_clusters[0]
+    palette = dict(SIGNATURE_COLOURS)
+    for item_id, video_path in fresh.items[["item_id", "video_path"]].head(10).itertuples(index=False):
+        row = truth.loc[item_id]
+        start, _ = row["accent_frames"][0]
+        frame = decode_frames(video_path, [start])[0]
+        block = BLOCK_REGIONS[row["layout"]]
+        assert np.abs(np.median(frame[block], axis=(0, 1)) - np.array(palette[row["block_colour"]])).max() < 16
+    kinds = truth["title_kind"].value_counts(normalize=True)
+    assert 0.5 < kinds["informative"] < 0.9

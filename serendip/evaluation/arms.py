@@ -13,20 +13,32 @@ Arms (paper §4.1 "Baseline"):
 - :class:`OracleArm` — optional upper bound: the context's true affine cluster, then the same retrieval.
 
 Every arm excludes the request's history (context included) and returns ``k`` items.
+
+On a *fresh-upload* context (an item newer than every model: in no log, tree, vocabulary or plan table) each
+arm gets what it would really have: exploitation is unchanged (it reads only the history); context-similar
+SASRec has no embedding for the context and serves the cold-start answer, the most popular items
+(Retriever UNRESTRICTED with no history); the bandit sees content-free features (its clusters' prior, see
+``bandit.py``); the Planner receives the upload's own frames, thumbnail and title as ``context_content``
+(:func:`upload_content`), as an upload client sends them; the oracle maps the upload's true affine cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol
 
 import grpc
+from PIL import Image
 from tqdm import tqdm
 
+from serendip.core.frames import sample_frames
 from serendip.evaluation.bandit import ClusterBandit
 from serendip.evaluation.replay import ArmSpec
 from serendip.evaluation.simulator import EvaluationRequest, Slate
@@ -84,13 +96,22 @@ class ExploitationArm:
 
 
 class ContextSimilarArm:
-    """Exploration baseline: SASRec with the context item as the whole history (Retriever CONTEXT_SIMILAR)."""
+    """Exploration baseline: SASRec with the context item as the whole history (Retriever CONTEXT_SIMILAR).
 
-    def __init__(self, spec: ArmSpec, retriever_address: str) -> None:
-        self.spec, self.address = spec, retriever_address
+    A context outside ``known_items`` (SASRec's vocabulary; None: every context is known) has no embedding:
+    the arm serves the cold-start answer, the most popular items (Retriever UNRESTRICTED with no history).
+    """
+
+    def __init__(self, spec: ArmSpec, retriever_address: str, known_items: Collection[str] | None = None) -> None:
+        self.spec, self.address, self.known_items = spec, retriever_address, known_items
 
     async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
-        """Top-k items similar to the context."""
+        """Top-k items similar to the context (the most popular ones for an unknown context)."""
+        if self.known_items is not None and request.context_item_id not in self.known_items:
+            popular = retriever_pb2.RetrieveRequest(
+                k=k, exclude_item_ids=_excluded(request), mode=Mode.RETRIEVAL_MODE_UNRESTRICTED
+            )
+            return Slate(await _retrieve(channel, popular, timeout_s), (), "COLD_START")
         retrieve = retriever_pb2.RetrieveRequest(
             context_item=common_pb2.ItemRef(item_id=request.context_item_id),
             k=k,
@@ -120,10 +141,21 @@ class BanditArm:
 
 
 class PlannerArm:
-    """Treatment: Planner.Recommend — the MLLM's serendipitous clusters, then the cluster-restricted Retriever."""
+    """Treatment: Planner.Recommend — the MLLM's serendipitous clusters, then the cluster-restricted Retriever.
 
-    def __init__(self, spec: ArmSpec, planner_address: str, num_clusters: int) -> None:
+    ``content_of[item]`` (optional) is sent as the request's ``context_content``: the pixels and title of an
+    item the Planner's catalogue does not hold (a fresh upload).
+    """
+
+    def __init__(
+        self,
+        spec: ArmSpec,
+        planner_address: str,
+        num_clusters: int,
+        content_of: Mapping[str, common_pb2.VideoContent] | None = None,
+    ) -> None:
         self.spec, self.address, self.num_clusters = spec, planner_address, num_clusters
+        self.content_of = content_of or {}
 
     async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
         """The Recommend answer's items, planned clusters and plan source."""
@@ -133,11 +165,34 @@ class PlannerArm:
             num_items=k,
             num_clusters=self.num_clusters,
             exclude_item_ids=_excluded(request),
+            context_content=self.content_of.get(request.context_item_id),
         )
         response = await planner_pb2_grpc.PlannerStub(channel).Recommend(recommend, timeout=timeout_s)
         source = planner_pb2.PlanSource.Name(response.plan.source).removeprefix("PLAN_SOURCE_")
         clusters = tuple(planned.cluster.cluster_id for planned in response.plan.clusters)
         return Slate(tuple(item.item_id for item in response.items), clusters, source)
+
+
+def _jpeg(pixels: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def upload_content(
+    video_path: str | os.PathLike[str] | None,
+    thumbnail_path: str | os.PathLike[str] | None,
+    title: str,
+    num_frames: int,
+) -> common_pb2.VideoContent:
+    """What an upload client sends for a new video: ``num_frames`` frames uniformly sampled with the project's
+    sampler (as the Planner samples catalogue videos), JPEG-encoded, the video's thumbnail and its title
+    (only the title for an item without media)."""
+    frames = sample_frames(video_path, num_frames).frames if video_path else []
+    thumbnail = Path(thumbnail_path).read_bytes() if thumbnail_path else b""
+    return common_pb2.VideoContent(
+        frames_jpeg=[_jpeg(frame) for frame in frames], thumbnail_jpeg=thumbnail, title=title
+    )
 
 
 class _WarningCounter(logging.Handler):

@@ -15,6 +15,11 @@ clusters it may choose:
 - ``siblings``: the Planner's candidate set — the context cluster's serendipitous siblings (same level-(l-δ)
   parent), those outside the history first. Same candidates as the MLLM, a different chooser.
 
+A context the bandit has no embedding for (a fresh upload: in no log, so not in SASRec's vocabulary) gets the
+content-free features [0, …, 0, 1]: only the bias weight of each arm counts, i.e. the cluster's prior reward
+from the logs (plus its exploration bonus). With no cluster for the context either, ``siblings`` falls back to
+the clusters new to the user, as ``novel`` does.
+
 In-cluster retrieval is the Retriever's CLUSTER_RESTRICTED mode (see ``arms.BanditArm``).
 """
 
@@ -118,7 +123,9 @@ class ClusterBandit:
         self.policy = LinUCB(tree.nodes_at(level), dimension, alpha=alpha)
 
     def features(self, item_id: str) -> np.ndarray:
-        """Context features of ``item_id``."""
+        """Context features of ``item_id``; content-free (bias only: the clusters' prior) for an unknown item."""
+        if item_id not in self.item_embeddings:
+            return np.append(np.zeros(self.policy.dimension - 1), 1.0)
         return context_features(self.item_embeddings, item_id)
 
     def warm_start(self, transitions: pd.DataFrame) -> int:

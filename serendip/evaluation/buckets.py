@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from serendip.core.frames import sample_frames
 from serendip.evaluation.confidence import bootstrap_ratio
-from serendip.evaluation.replay import EvaluationLogs
+from serendip.evaluation.replay import GOOD_RELATIONS, EvaluationLogs
 from serendip.offline.tree_builder import VISUAL_PARTS, frame_visual_features
 
 DEFAULT_BUCKETS = 5
@@ -64,10 +64,6 @@ def assign_buckets(scores: Sequence[float], count: int = DEFAULT_BUCKETS) -> np.
     ranks = np.empty(len(values), dtype=np.int64)
     ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
     return 1 + ranks * count // max(len(values), 1)
-
-
-GOOD_RELATIONS = ("affine", "secondary")
-"""Simulated logs: relations of an item in one of the context's good (affine) clusters."""
 
 
 def _by_request(impressions: pd.DataFrame, values: pd.Series) -> dict[str, np.ndarray]:

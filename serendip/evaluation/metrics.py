@@ -32,6 +32,19 @@ def novel_impression_ratio(slates: Sequence[Sequence[str]], competitor_items: Se
     return novel / total
 
 
+def good_cluster_share(relations: Sequence[Sequence[str]], good: Collection[str] = ("affine", "secondary")) -> float:
+    """Share of impressions in one of the context's good serendipitous clusters.
+
+    Σ_r |{i ∈ S_r : relation(c_r, i) ∈ good}| / Σ_r |S_r|, with relation the ground-truth relation of item i to
+    the context c_r (simulation: the world's affine or secondary sibling cluster). The planner's target: paper
+    §2, "affine" serendipitous clusters.
+    """
+    total = _impression_count(relations)
+    if total == 0:
+        return math.nan
+    return sum(relation in good for slate in relations for relation in slate) / total
+
+
 def relative_change(value: float, reference: float) -> float:
     """Relative change of ``value`` over ``reference``: value / reference − 1 (paper Figs 6-8 plot it in %)."""
     return value / reference - 1 if reference else math.nan

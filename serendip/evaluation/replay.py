@@ -7,7 +7,8 @@ A log directory holds:
                          ``treatment``; the first treatment is the primary one.
 ``requests.parquet``     request_id, user_id, arm (the segment's arm), context_item_id, history (list of item
                          ids, oldest first), optional heldout_item_id (Recall/NDCG), optional visual_score
-                         (Fig. 8 buckets)
+                         (Fig. 8 buckets), optional segment (``head``: a catalogue context, the default;
+                         ``fresh``: an upload newer than every model -- reported apart, see ``segments.py``)
 ``impressions.parquet``  request_id, arm, item_id, position, positive (bool), optional satisfaction in [0, 1],
                          optional relation, planned_clusters, plan_source (diagnostics)
 ``nominations.parquet``  optional: request_id, arm, item_id, position — every arm's slate for every request
@@ -45,6 +46,11 @@ ROLES = ("control", "exploration", "treatment")
 REQUEST_COLUMNS = ("request_id", "user_id", "arm", "context_item_id", "history")
 IMPRESSION_COLUMNS = ("request_id", "arm", "item_id", "position", "positive")
 NOMINATION_COLUMNS = ("request_id", "arm", "item_id", "position")
+SEGMENT_COLUMN = "segment"
+HEAD, FRESH = "head", "fresh"
+"""Request segments: contexts from the catalogue the models were trained on, and fresh uploads (cold start)."""
+GOOD_RELATIONS = ("affine", "secondary")
+"""Simulated logs: relations of an item in one of the context's good (affine) clusters."""
 
 
 class LogsError(ValueError):
@@ -117,6 +123,29 @@ class EvaluationLogs:
             if unknown:
                 raise LogsError(f"{table_name}: arm(s) {unknown} are not in arms.json")
 
+    def segment_names(self) -> list[str]:
+        """The request segments present, head first (every request is ``head`` without a segment column)."""
+        if SEGMENT_COLUMN not in self.requests.columns:
+            return [HEAD]
+        present = set(self.requests[SEGMENT_COLUMN].fillna(HEAD))
+        return [name for name in (HEAD, FRESH) if name in present] + sorted(present - {HEAD, FRESH})
+
+    def segment(self, name: str) -> EvaluationLogs:
+        """The logs of one request segment (all logs when there is no segment column and ``name`` is head)."""
+        if SEGMENT_COLUMN not in self.requests.columns:
+            return self if name == HEAD else self.segment_of([])
+        return self.segment_of(self.requests.loc[self.requests[SEGMENT_COLUMN].fillna(HEAD) == name, "request_id"])
+
+    def segment_of(self, request_ids: Collection[str]) -> EvaluationLogs:
+        """The logs of these requests only."""
+        chosen = set(request_ids)
+
+        def keep(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[frame["request_id"].isin(chosen)].reset_index(drop=True)
+
+        nominations = keep(self.nominations) if self.nominations is not None else None
+        return EvaluationLogs(list(self.arms), keep(self.requests), keep(self.impressions), nominations)
+
     @property
     def control(self) -> ArmSpec:
         """The exploitation arm."""
@@ -149,6 +178,8 @@ class ArmData:
     history_clusters: list[set[str]] | None
     targets: list[str] | None
     requests_of_user: list[np.ndarray]
+    relations: list[list[str]] | None = None
+    """Ground-truth relation of each impression to the context (simulated logs), else None."""
 
     def select(self, users: np.ndarray) -> np.ndarray:
         """Request positions of the chosen users (a bootstrap resample may repeat users)."""
@@ -200,6 +231,7 @@ def arm_data(logs: EvaluationLogs, arm: ArmSpec, tree: ClusterTree | None, level
             {cluster(item) for item in [*history, context]}
             for history, context in zip(requests["history"], requests["context_item_id"], strict=True)
         ]
+    has_relations = "relation" in impressions.columns and impressions["relation"].notna().all()
     has_targets = "heldout_item_id" in requests.columns and requests["heldout_item_id"].notna().all()
     users = pd.factorize(requests["user_id"])[0]
     return ArmData(
@@ -212,6 +244,7 @@ def arm_data(logs: EvaluationLogs, arm: ArmSpec, tree: ClusterTree | None, level
         history_clusters=history_clusters,
         targets=list(requests["heldout_item_id"]) if has_targets else None,
         requests_of_user=[np.flatnonzero(users == u) for u in range(users.max() + 1 if len(users) else 0)],
+        relations=[[str(r) for r in frame["relation"]] for frame in rows] if has_relations else None,
     )
 
 
@@ -269,6 +302,13 @@ def metric_functions(catalog: Collection[str], k: int, engaged_min_positive: int
             else math.nan
         )
 
+    def good_share(data: ArmData, positions: np.ndarray) -> float:
+        return (
+            metrics.good_cluster_share(_pick(data.relations, positions), GOOD_RELATIONS)
+            if data.relations is not None
+            else math.nan
+        )
+
     def engaged_items(data: ArmData, positions: np.ndarray) -> float:
         engaged = [[item for item, p in zip(data.slates[i], data.positive[i], strict=True) if p] for i in positions]
         return metrics.catalog_coverage(engaged, catalog_size)
@@ -279,6 +319,7 @@ def metric_functions(catalog: Collection[str], k: int, engaged_min_positive: int
         ),
         "positive_feedback_ratio": per_request(lambda d, p: metrics.positive_feedback_ratio(_pick(d.positive, p))),
         "mean_satisfaction": per_request(satisfaction),
+        "good_cluster_share": per_request(good_share),
         "serendipity": per_request(
             lambda d, p: metrics.ge_serendipity(_pick(d.slates, p), _pick(d.primitive_items, p), _pick(d.positive, p))
         ),

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from serendip.evaluation.confidence import Estimate  # noqa: E402
 from serendip.evaluation.replay import estimate  # noqa: E402
+from serendip.evaluation.segments import summary_line  # noqa: E402
 
 METRICS_FILE = "metrics.json"
 TABLE_FILE = "table.md"
@@ -29,6 +30,7 @@ METRIC_LABELS = {
     "novel_impression_ratio": "novel impression ratio",
     "positive_feedback_ratio": "positive-feedback ratio",
     "mean_satisfaction": "mean satisfaction",
+    "good_cluster_share": "good-cluster share",
     "serendipity": "serendipity (Ge)",
     "cluster_unexpectedness": "cluster unexpectedness",
     "coverage": "coverage",
@@ -149,6 +151,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     columns = [
         "mean_satisfaction",
+        "good_cluster_share",
         "serendipity",
         "cluster_unexpectedness",
         "coverage",
@@ -171,6 +174,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         name = arm["name"]
         cells = [f"{_cell(results['metrics'][name][c])} | {_relative_cell(results, name, c)}" for c in columns]
         lines.append("| " + " | ".join([arm["label"]] + cells) + " |")
+    lines += _segment_lines(results)
     for buckets in results.get("buckets", []):
         lines += ["", f"## Visually-interesting buckets (paper Fig. 8): {_label(results, buckets['treatment'])}", ""]
         shares = ("treatment_good_cluster_share", "baseline_good_cluster_share")
@@ -215,6 +219,31 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append(f"- SASRec artifact test metrics: {sanity['sasrec_artifact_test_metrics']}")
         lines.append(f"- share of held-out targets already in the history: {sanity['heldout_target_in_history_share']}")
     return "\n".join(lines) + "\n"
+
+
+def _segment_lines(results: dict[str, Any]) -> list[str]:
+    """The head vs fresh-upload section: a note when there is no fresh segment, then the named lines."""
+    segments = results.get("segments")
+    if not segments:
+        return []
+    lines = ["", "## Head vs fresh-upload contexts", ""]
+    names = list(segments.get("segments", {}))
+    if "fresh" not in names:
+        lines += [f"No fresh-upload segment. {segments.get('note', '')}".rstrip(), ""]
+    for name in names:
+        best = segments["segments"][name].get("best_baseline")
+        if best:
+            lines.append(f"- {name}: best baseline by positive-feedback ratio = {_label(results, best)}")
+    lines += [
+        "",
+        "Per segment and arm: positive-feedback ratio (pfr), novel impression ratio against the arm's production "
+        "pool (nir), share of impressions in the context's good clusters (good_cluster_share); value [95 % "
+        "bootstrap interval over the segment's users].",
+        "",
+        "```",
+    ]
+    lines += [summary_line(name, record) for name, record in segments.get("lines", {}).items()]
+    return [*lines, "```"]
 
 
 def _bars(axis: plt.Axes, labels: list[str], estimates: list[Estimate], color: str, title: str) -> None:

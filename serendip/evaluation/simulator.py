@@ -12,6 +12,10 @@
    after the context (with the interest bonus when the item is in one of the user's latent interests), and a
    positive feedback event with probability s (satisfaction is a like / long-watch *rate*). Draws use one
    generator per request seeded by (seed, request number): deterministic by seed, independent of arm order.
+5. Fresh-upload segment (:func:`fresh_requests`): every user of step 1 also watches a fresh upload -- a video
+   created after the logs end, in no model -- with the same history; the upload is drawn (seeded) among those
+   in the true topic of the user's head context. These requests carry ``segment="fresh"`` and no held-out
+   target; they follow the head requests, so the head requests' draws are the same with or without them.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from serendip.artifacts.world import World
+from serendip.artifacts.world import World, WorldOracle
 from serendip.core.cluster_tree import ClusterTree, level_column
-from serendip.evaluation.replay import ArmSpec, EvaluationLogs
+from serendip.evaluation.replay import FRESH, HEAD, ArmSpec, EvaluationLogs
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class EvaluationRequest:
     history: tuple[str, ...]
     """The user's positive items before the held-out one, oldest first; the context item is the last."""
     heldout_item_id: str | None = None
+    segment: str = HEAD
+    """``head``: a catalogue context; ``fresh``: an upload newer than every model (``history`` then does not
+    end with it)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,35 @@ def sample_requests(requests: Sequence[EvaluationRequest], count: int | None, se
     return [requests[i] for i in chosen]
 
 
+def fresh_requests(
+    requests: Sequence[EvaluationRequest], ground_truth: pd.DataFrame, fresh_truth: pd.DataFrame, seed: int
+) -> list[EvaluationRequest]:
+    """One fresh-upload request per request: same user and history, context = a fresh upload (seeded draw)
+    in the true level-2 topic of the request's context (any upload when that topic has none).
+
+    ``ground_truth`` / ``fresh_truth``: the world's and the uploads' ground truth (``item_id``, ``level_2``).
+    Request ids are the head ids with ``-fresh``; no held-out target.
+    """
+    if fresh_truth.empty:
+        return []
+    topic_column = level_column(2)
+    topic_of = dict(zip(ground_truth["item_id"], ground_truth[topic_column], strict=True))
+    uploads = sorted(fresh_truth["item_id"])
+    topic_of_upload = dict(zip(fresh_truth["item_id"], fresh_truth[topic_column], strict=True))
+    by_topic: dict[str, list[str]] = {}
+    for upload in uploads:
+        by_topic.setdefault(topic_of_upload[upload], []).append(upload)
+    rng = np.random.default_rng([seed, 2])
+    fresh = []
+    for request in requests:
+        pool = by_topic.get(topic_of.get(request.context_item_id), uploads)
+        upload = pool[int(rng.integers(len(pool)))]
+        fresh.append(
+            EvaluationRequest(f"{request.request_id}-fresh", request.user_id, upload, request.history, None, FRESH)
+        )
+    return fresh
+
+
 def assign_segments(user_ids: Iterable[str], arm_names: Sequence[str], seed: int) -> dict[str, list[str]]:
     """Equal, non-overlapping user segments, one per arm: a seeded permutation of the sorted users, cut in
     ``len(arm_names)`` equal parts (the last ``len(users) % len(arm_names)`` users are left out)."""
@@ -103,17 +139,23 @@ def assign_segments(user_ids: Iterable[str], arm_names: Sequence[str], seed: int
 
 @dataclass
 class WorldUsers:
-    """Simulated users: the world's latent interests and satisfaction model (ground truth)."""
+    """Simulated users: the world's latent interests and satisfaction model (ground truth).
+
+    ``fresh_truth`` (optional): ground truth of the world's fresh uploads, so they can be contexts.
+    """
 
     world: World
+    fresh_truth: pd.DataFrame | None = None
     interests: dict[str, set[str]] = field(init=False)
     level2_of: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.oracle = self.world.oracle
+        truth = self.world.ground_truth
+        if self.fresh_truth is not None and not self.fresh_truth.empty:
+            truth = pd.concat([truth, self.fresh_truth[truth.columns.intersection(self.fresh_truth.columns)]])
+        self.oracle = WorldOracle(truth, self.world.oracle.model)
         self.noise_sd = self.oracle.model.noise_sd
         self.interests = {row.user_id: set(row.interests) for row in self.world.users.itertuples(index=False)}
-        truth = self.world.ground_truth
         self.level2_of = dict(zip(truth["item_id"], truth[level_column(2)], strict=True))
 
     def expected_satisfaction(self, user_id: str, context_item_id: str, item_id: str) -> float:
@@ -135,8 +177,11 @@ class WorldUsers:
         return self.oracle.relation(context_item_id, item_id)
 
 
-def affine_serving_clusters(world: World, tree: ClusterTree, level: int) -> dict[str, str]:
-    """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth)."""
+def affine_serving_clusters(
+    world: World, tree: ClusterTree, level: int, fresh_truth: pd.DataFrame | None = None
+) -> dict[str, str]:
+    """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth);
+    with ``fresh_truth``, the fresh uploads too (mapped through the catalogue's membership)."""
     truth_level = level_column(level)
     built = pd.Series({item: tree.node_of(item, level) for item in tree.item_ids}, name="built")
     members = world.ground_truth[["item_id", truth_level]].merge(built, left_on="item_id", right_index=True)
@@ -144,6 +189,8 @@ def affine_serving_clusters(world: World, tree: ClusterTree, level: int) -> dict
     best = counts.sort_values(["items", "built"], ascending=[False, True]).drop_duplicates(truth_level)
     serving_of_true = dict(zip(best[truth_level], best["built"], strict=True))
     affine = world.ground_truth.set_index("item_id")["affine_cluster"]
+    if fresh_truth is not None and not fresh_truth.empty:
+        affine = pd.concat([affine, fresh_truth.set_index("item_id")["affine_cluster"]])
     return {item: serving_of_true[cluster] for item, cluster in affine.items() if cluster in serving_of_true}
 
 
@@ -177,6 +224,7 @@ def simulate(
                 "history": list(request.history),
                 "heldout_item_id": request.heldout_item_id,
                 "visual_score": (visual_scores or {}).get(request.context_item_id, np.nan),
+                "segment": request.segment,
             }
         )
         for name in names:

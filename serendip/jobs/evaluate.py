@@ -7,14 +7,21 @@ metrics on your own logs. Writes a report directory (default ``reports/eval/<UTC
                                             relative changes over exploitation; paper-shape verdicts
     fig6_novelty_quality.png  fig7_engagement.png  fig8_visual_buckets.png
     logs/                                   requests, impressions, nominations, arms: replayable with --replay
+    table.md "Head vs fresh-upload contexts" every arm's positive-feedback ratio, novel impression ratio and
+                                            good-cluster share on head and on fresh-upload contexts, as lines
+                                            ``name: value [lo, hi]`` (fresh_mllm_pfr, head_bandit_pfr, ...)
 
 Simulation (default): starts tritonserver, the Retriever and the Planner on 127.0.0.1 from ``--artifacts``
 (world, tree, curation, sasrec, model_repository; the newest version of each) and calls them for every arm:
 exploitation (Retriever UNRESTRICTED on the history), context-similar SASRec (CONTEXT_SIMILAR), the
-neural-linear bandit (novel cluster, then CLUSTER_RESTRICTED), the MLLM treatment (Planner.Recommend, LIVE),
-and with ``--text-only-mllm`` the text-only MLLM through a second model repository. One request per user (the
-SASRec leave-last-out test case), equal disjoint user segments per arm, users simulated from the world's
-ground-truth satisfaction model. See docs/evaluation.md.
+neural-linear bandit (a sibling cluster of the context by default, then CLUSTER_RESTRICTED), the MLLM treatment
+(Planner.Recommend, LIVE), the oracle planner (the true affine cluster; ``--no-oracle-arm`` drops it), and with
+``--text-only-mllm`` the text-only MLLM through a second model repository. One head request per user (the
+SASRec leave-last-out test case) plus, when the world has fresh uploads, one fresh-upload request per user
+(same history, the context an upload newer than every model: each arm gets what it would have for it, the
+Planner the upload's frames and title); equal disjoint user segments per arm, users simulated from the
+world's ground-truth satisfaction model. The main tables are on head contexts; both segments are reported
+apart. See docs/evaluation.md.
 
 Replay: ``--replay LOGS_DIR`` recomputes every metric from logs in the schema of docs/evaluation.md.
 """
@@ -35,13 +42,14 @@ import numpy as np
 import pandas as pd
 
 from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.frames import DEFAULT_NUM_FRAMES
 from serendip.artifacts.lineage import resolve_bundle
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
-from serendip.artifacts.world import WORLD_KIND, load_world
+from serendip.artifacts.world import WORLD_KIND, FreshUploads, load_fresh_uploads, load_world
 from serendip.core.cli import parse_config
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.schema import load_items
@@ -55,6 +63,7 @@ from serendip.evaluation.arms import (
     PlannerArm,
     nominate,
     planner_warnings,
+    upload_content,
 )
 from serendip.evaluation.bandit import BanditScope, ClusterBandit
 from serendip.evaluation.buckets import (
@@ -64,17 +73,20 @@ from serendip.evaluation.buckets import (
     visual_scores_for,
     world_visual_scores,
 )
-from serendip.evaluation.replay import ArmSpec, EvaluationLogs, replay_metrics
+from serendip.evaluation.replay import HEAD, ArmSpec, EvaluationLogs, replay_metrics
 from serendip.evaluation.report import write_report
+from serendip.evaluation.segments import segment_summary, summary_line
 from serendip.evaluation.simulator import (
     EvaluationRequest,
     Slate,
     WorldUsers,
     affine_serving_clusters,
+    fresh_requests,
     heldout_requests,
     sample_requests,
     simulate,
 )
+from serendip.models.mllm.planner_spec import PlannerSpec
 from serendip.stack import ServingStack
 from triton_models import build_engines
 
@@ -107,10 +119,15 @@ class EvaluateJob:
     """clusters the Planner plans per request"""
     bandit_alpha: float = 0.5
     """LinUCB exploration weight"""
-    bandit_scope: BanditScope = "novel"
-    """clusters the bandit may pick: novel (any cluster new to the user) or the context's siblings, like the Planner"""
-    oracle_arm: bool = False
-    """add an upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval"""
+    bandit_scope: BanditScope = "siblings"
+    """clusters the bandit may pick: the context's siblings, like the Planner, or novel (any cluster new to the user)"""
+    oracle_arm: bool = True
+    """the upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval"""
+    fresh_segment: bool = True
+    """also evaluate every user on a fresh upload (a context newer than every model), reported apart"""
+    fresh_world: Path | None = None
+    """fresh uploads from this world artifact when the evaluated world has none: the same world regenerated
+    (make_world, same parameters; checked byte-identical)"""
     buckets: int = DEFAULT_BUCKETS
     """visual buckets"""
     resamples: int = 1000
@@ -150,6 +167,47 @@ def training_transitions(interactions: pd.DataFrame, requests: list[EvaluationRe
     frame = interactions.dropna(subset=["context_item_id"])
     limit = frame["user_id"].map(cutoff)
     return frame[limit.isna() | (frame["ts"] < limit)]
+
+
+NO_FRESH_UPLOADS = (
+    "world {world} has no fresh uploads (generated before they existed), so there is no fresh-upload segment. "
+    "Regenerate it with the same parameters (python -m serendip.jobs.make_world --artifacts DIR ...: the logged "
+    "world comes out byte-identical) and pass --fresh-world DIR/world, or rebuild the artifacts (make data)."
+)
+WORLD_TABLES = ("items.parquet", "interactions.parquet", "users.parquet", "ground_truth.parquet")
+
+
+def fresh_uploads_for(world_dir: Path, fresh_world: Path | None) -> FreshUploads | None:
+    """The evaluated world's fresh uploads, or those of ``fresh_world`` after checking that its logged world is
+    byte-identical to the evaluated one (same manifest hashes of every logged table)."""
+    if fresh_world is None:
+        return load_fresh_uploads(world_dir)
+    other = resolve_artifact(fresh_world, WORLD_KIND)
+    mine, theirs = read_manifest(world_dir)["files"], read_manifest(other)["files"]
+    different = [name for name in WORLD_TABLES if mine[name]["sha256"] != theirs.get(name, {}).get("sha256")]
+    if different:
+        raise SystemExit(
+            f"--fresh-world {other} is not the evaluated world {world_dir.name} regenerated: {', '.join(different)} "
+            "differ (generate it with the evaluated world's parameters)"
+        )
+    fresh = load_fresh_uploads(other)
+    if fresh is None:
+        raise SystemExit(f"--fresh-world {other} has no fresh uploads either")
+    return fresh
+
+
+def _upload_contents(fresh: FreshUploads, requests: list[EvaluationRequest], num_frames: int) -> dict[str, Any]:
+    """item -> the context_content an upload client would send, for the uploads the requests use."""
+    rows = fresh.items.set_index("item_id")
+
+    def path(item: str, column: str) -> str | None:
+        value = rows.at[item, column] if column in rows else None
+        return value if isinstance(value, str) and value else None
+
+    return {
+        item: upload_content(path(item, "video_path"), path(item, "thumbnail_path"), rows.at[item, "title"], num_frames)
+        for item in sorted({request.context_item_id for request in requests})
+    }
 
 
 def _arm_slates(
@@ -197,6 +255,19 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     requests = heldout_requests(world.interactions, min_satisfaction, sasrec.vocabulary.item_ids)
     requests = sample_requests(requests, job.users, job.seed)
     _say(f"{len(requests)} requests (one per user, SASRec leave-last-out test case)", job.quiet)
+    fresh = fresh_uploads_for(paths[WORLD_KIND], job.fresh_world) if job.fresh_segment else None
+    fresh_note = None
+    if job.fresh_segment and fresh is None:
+        fresh_note = NO_FRESH_UPLOADS.format(world=paths[WORLD_KIND].name)
+        _say(f"NOTE: {fresh_note}", job.quiet)
+    fresh_truth = fresh.ground_truth if fresh is not None else None
+    extra = fresh_requests(requests, world.ground_truth, fresh_truth, job.seed) if fresh_truth is not None else []
+    if extra:
+        _say(f"+ {len(extra)} fresh-upload requests ({len(set(r.context_item_id for r in extra))} uploads)", job.quiet)
+    visual = PlannerSpec.load(bundle.mllm).visual
+    num_frames = visual.frames if visual is not None and not visual.thumbnail else DEFAULT_NUM_FRAMES
+    content_of = _upload_contents(fresh, extra, num_frames) if fresh is not None and extra else {}
+    all_requests = requests + extra
 
     embeddings = {item: sasrec.item_embeddings[sasrec.vocabulary.index(item)] for item in sasrec.vocabulary.item_ids}
     delta = int(read_manifest(paths[CURATION_KIND])["parameters"]["delta"])
@@ -208,6 +279,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({scope_label})")
     specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if job.text_only_mllm else [])
     specs += [ORACLE] if job.oracle_arm else []
+    known = set(sasrec.vocabulary.item_ids)
     planner_warning_counts: dict[str, dict[str, int]] = {}
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", job.quiet)
     with ServingStack(
@@ -215,13 +287,14 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     ) as stack:
         arms = [
             ExploitationArm(CONTROL, stack.retriever_address),
-            ContextSimilarArm(CONTEXT_SIMILAR, stack.retriever_address),
+            ContextSimilarArm(CONTEXT_SIMILAR, stack.retriever_address, known),
             BanditArm(bandit_spec, stack.retriever_address, bandit),
-            PlannerArm(MLLM, stack.planner_address, job.num_clusters),
+            PlannerArm(MLLM, stack.planner_address, job.num_clusters, content_of),
         ]
         if job.oracle_arm:
-            arms.append(OracleArm(ORACLE, stack.retriever_address, affine_serving_clusters(world, tree, level)))
-        slates = _arm_slates(arms, requests, job, planner_warning_counts)
+            affine = affine_serving_clusters(world, tree, level, fresh_truth)
+            arms.append(OracleArm(ORACLE, stack.retriever_address, affine))
+        slates = _arm_slates(arms, all_requests, job, planner_warning_counts)
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
         protocol_check = _arm_slates([check], requests, job, planner_warning_counts)
     inputs = {kind: input_record(path) for kind, path in paths.items()}
@@ -242,23 +315,26 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
                 live_max_in_flight=job.concurrency,
                 work_dir=report_dir / "text_only",
             ) as stack:
-                arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, job.num_clusters)
-                slates.update(_arm_slates([arm], requests, job, planner_warning_counts))
+                arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, job.num_clusters, content_of)
+                slates.update(_arm_slates([arm], all_requests, job, planner_warning_counts))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
     visual_scores = world_visual_scores(world.ground_truth)
-    logs = simulate(specs, requests, slates, WorldUsers(world), job.seed, visual_scores)
+    logs = simulate(specs, all_requests, slates, WorldUsers(world, fresh_truth), job.seed, visual_scores)
     logs.save(report_dir / LOGS_DIR)
     _say(f"simulated {len(logs.impressions)} impressions; computing metrics ...", job.quiet)
     results = _metrics(logs, set(sasrec.vocabulary.item_ids), tree, level, job)
     sasrec_metrics = json.loads((paths[SASREC_KIND] / "metrics.json").read_text()).get("sasrec", {})
     results["inputs"] = inputs
+    if fresh_note:
+        results["segments"]["note"] = fresh_note
+    head_slates = {arm: arm_slates[: len(requests)] for arm, arm_slates in slates.items()}
     for arm, counts in planner_warning_counts.items():
         results["diagnostics"][arm]["planner_warnings"] = counts
     repeats = sum(r.heldout_item_id in r.history for r in requests) / max(len(requests), 1)
     results["sanity"] = {
-        "all_requests_accuracy": _all_requests_recall(requests, slates, job.k),
+        "all_requests_accuracy": _all_requests_recall(requests, head_slates, job.k),
         "exploitation_with_artifact_protocol": _all_requests_recall(requests, protocol_check, job.k)[
             ARTIFACT_PROTOCOL.name
         ],
@@ -274,7 +350,15 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
         f"user (context = last positive item before the held-out one), slates of {job.k}; Planner plans "
         f"{job.num_clusters} cluster(s) LIVE (no plan table); users respond from the world's satisfaction model "
         f"(s = clip(μ + N(0, σ²)), positive with probability s); seed {job.seed}, {job.resamples} bootstrap "
-        "resamples. All arms called through the real services on loopback (Triton + Retriever + Planner)."
+        "resamples. All arms called through the real services on loopback (Triton + Retriever + Planner). "
+        + (
+            f"Fresh-upload segment: the same users each watching one of {len(content_of)} uploads created after the "
+            "logs end (no log, tree node, SASRec embedding or plan): context-similar SASRec serves the cold-start "
+            "popular items, the bandit content-free features (its clusters' prior), the Planner the upload's "
+            f"{num_frames} frames, thumbnail and title as context_content. Tables below: head contexts."
+            if extra
+            else "No fresh-upload segment."
+        )
     )
     results["title"] = f"simulated, world {paths['world'].name}"
     return results
@@ -283,7 +367,10 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
 def _metrics(
     logs: EvaluationLogs, catalog: set[str] | None, tree: ClusterTree | None, level: int, job: EvaluateJob
 ) -> dict[str, Any]:
+    segments = segment_summary(logs, job.k, job.resamples, job.seed)
+    logs = logs.segment(HEAD)  # the main tables: head contexts (every request when the logs have no segments)
     results = replay_metrics(logs, catalog, tree, level, job.k, job.resamples, job.seed)
+    results["segments"] = segments
     baselines = [arm.name for arm in logs.arms if arm.role != "treatment"]
     has_scores = "visual_score" in logs.requests and logs.requests["visual_score"].notna().any()
     results["buckets"] = (
@@ -340,8 +427,11 @@ def run(job: EvaluateJob) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     results = replay_report(job) if job.replay else simulate_report(job, report_dir)
     written = write_report(report_dir, results)
-    for statement in json.loads((report_dir / "metrics.json").read_text())["paper_shape"]["statements"]:
+    written_results = json.loads((report_dir / "metrics.json").read_text())
+    for statement in written_results["paper_shape"]["statements"]:
         _say(statement, job.quiet)
+    for name, record in written_results.get("segments", {}).get("lines", {}).items():
+        _say(summary_line(name, record), job.quiet)
     _say(f"report: {report_dir} ({', '.join(path.name for path in written)})", job.quiet)
     return report_dir
 

@@ -79,3 +79,21 @@ def test_cluster_bandit_warm_starts_from_logs_and_chooses_the_best_novel_cluster
     assert siblings.choose("x0", ["x0"]) == "c00.01"  # although c01.01 pays more, it is another topic
     assert siblings.allowed_clusters("x0", ["x2", "x0"]) == ["c00.01"]  # consumed, but the only candidate
     np.testing.assert_allclose(np.linalg.norm(context_features(embeddings, "x3")[:-1]), 1.0)
+
+
+def test_an_unknown_context_gets_content_free_features_and_the_clusters_prior() -> None:
+    tree = _tree()
+    embeddings = {item: np.eye(4)[int(item[1:]) // 2] for item in tree.item_ids}
+    # whatever the context, transitions into c01.00 pay most: the prior the bias weight learns
+    rows = [
+        {"context_item_id": context, "item_id": following, "satisfaction": 0.9 if following in ("x4", "x5") else 0.1}
+        for context in tree.item_ids
+        for following in tree.item_ids
+    ]
+    for scope in ("novel", "siblings"):
+        bandit = ClusterBandit(tree, 2, embeddings, alpha=0.0, scope=scope)
+        bandit.warm_start(pd.DataFrame(rows))
+        np.testing.assert_array_equal(bandit.features("fresh"), [0, 0, 0, 0, 1])
+        # no cluster for the context: any cluster new to the user, in either scope
+        assert bandit.allowed_clusters("fresh", ["x0"]) == ["c00.01", "c01.00", "c01.01"]
+        assert bandit.choose("fresh", ["x0"]) == "c01.00"

@@ -41,7 +41,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_evaluate_writes_the_report_and_replay_reproduces_it(artifacts: tuple[Path, Path], tmp_path: Path) -> None:
     root, text_only = artifacts
     options = ["--users", "60", "--resamples", "20", "--seed", "1", "--quiet"]
-    arms_options = ["--text-only-mllm", str(text_only), "--oracle-arm"]
+    arms_options = ["--text-only-mllm", str(text_only), "--bandit-scope", "novel"]  # the oracle arm is a default
     report = evaluate.main(["--artifacts", str(root), *arms_options, "--report-dir", str(tmp_path / "sim"), *options])
     for name in (
         "table.md",
@@ -65,7 +65,14 @@ def test_evaluate_writes_the_report_and_replay_reproduces_it(artifacts: tuple[Pa
     assert results["paper_shape"]["statements"]
     assert "Does the paper's shape hold?" in (report / "table.md").read_text()
     nominations = pd.read_parquet(report / "logs" / "nominations.parquet")
-    assert nominations.groupby("arm")["request_id"].nunique().to_dict() == {name: 60 for name in arms}
+    # 60 head requests and, the world having fresh uploads, the same 60 users on a fresh upload each
+    assert nominations.groupby("arm")["request_id"].nunique().to_dict() == {name: 120 for name in arms}
+    lines = results["segments"]["lines"]
+    for name in ("fresh_mllm_pfr", "fresh_best_baseline_pfr", "fresh_mllm_good_cluster_share", "head_mllm_pfr",
+                 "head_bandit_pfr", "fresh_oracle_good_cluster_share"):  # fmt: skip
+        assert lines[name]["value"] is not None, name
+    assert lines["fresh_oracle_good_cluster_share"]["value"] > 0.5  # the uploads' true affine cluster
+    assert "fresh_mllm_pfr: " in (report / "table.md").read_text()
 
     replayed = evaluate.main(
         ["--replay", str(report / "logs"), "--tree", str(root), "--report-dir", str(tmp_path / "replay"), *options]

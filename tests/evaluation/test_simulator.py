@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.artifacts.world import World, load_world
+from serendip.artifacts.world import World, load_fresh_uploads, load_world
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
 from serendip.evaluation.simulator import (
     EvaluationRequest,
@@ -17,6 +17,7 @@ from serendip.evaluation.simulator import (
     WorldUsers,
     affine_serving_clusters,
     assign_segments,
+    fresh_requests,
     heldout_requests,
     sample_requests,
     simulate,
@@ -113,3 +114,45 @@ def test_affine_clusters_map_to_the_serving_tree_by_item_membership(world: World
     mapping = affine_serving_clusters(world, world.true_tree, 3)  # serving tree = the true taxonomy: identity
     truth = world.ground_truth.set_index("item_id")["affine_cluster"].to_dict()
     assert mapping == truth
+
+
+def test_fresh_requests_put_each_user_on_an_upload_of_their_context_topic(world: World) -> None:
+    fresh = load_fresh_uploads(world.dir)
+    assert fresh is not None and not set(fresh.items["item_id"]) & set(world.items["item_id"])
+    head = heldout_requests(world.interactions, 0.5)
+    extra = fresh_requests(head, world.ground_truth, fresh.ground_truth, seed=3)
+    assert extra == fresh_requests(head, world.ground_truth, fresh.ground_truth, seed=3)
+    assert [r.request_id for r in extra] == [f"{r.request_id}-fresh" for r in head]
+    topic = dict(zip(world.ground_truth["item_id"], world.ground_truth["level_2"], strict=True))
+    upload_topic = dict(zip(fresh.ground_truth["item_id"], fresh.ground_truth["level_2"], strict=True))
+    for before, after in zip(head, extra, strict=True):
+        assert (after.user_id, after.history, after.heldout_item_id, after.segment) == (
+            before.user_id, before.history, None, "fresh"
+        )  # fmt: skip
+        assert upload_topic[after.context_item_id] == topic[before.context_item_id]
+    assert len({r.context_item_id for r in extra}) > 10
+    assert fresh_requests(head, world.ground_truth, fresh.ground_truth.iloc[0:0], seed=3) == []
+
+
+def test_fresh_contexts_are_simulated_and_leave_the_head_requests_unchanged(world: World) -> None:
+    fresh = load_fresh_uploads(world.dir)
+    assert fresh is not None
+    head = heldout_requests(world.interactions, 0.5)
+    extra = fresh_requests(head, world.ground_truth, fresh.ground_truth, seed=0)
+    items = world.items["item_id"].tolist()
+    nominations = {
+        arm.name: [Slate(tuple(items[offset : offset + 4])) for _ in [*head, *extra]]
+        for offset, arm in zip((0, 2, 10), ARMS, strict=True)
+    }
+    users = WorldUsers(world, fresh.ground_truth)
+    both = simulate(ARMS, [*head, *extra], nominations, users, seed=3)
+    only_head = simulate(ARMS, head, {arm: slates[: len(head)] for arm, slates in nominations.items()}, users, 3)
+    assert both.segment_names() == ["head", "fresh"]
+    pd.testing.assert_frame_equal(both.segment("head").impressions, only_head.impressions)
+    served = both.segment("fresh").requests
+    assert (served.groupby("user_id").size() == 1).all() and len(served) == len(only_head.requests)
+    upload = fresh.ground_truth.iloc[0]
+    partner = world.ground_truth[world.ground_truth["level_3"] == upload["affine_cluster"]]["item_id"].iloc[0]
+    assert users.relation(upload["item_id"], partner) == "affine"
+    mapping = affine_serving_clusters(world, world.true_tree, 3, fresh.ground_truth)
+    assert mapping[upload["item_id"]] == upload["affine_cluster"]

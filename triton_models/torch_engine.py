@@ -57,7 +57,10 @@ class TorchPlannerEngine:
         self.spec = spec
         self.batch_size = batch_size
         self.encoder = PromptEncoder(planner.tokenizer, planner.model.config)
-        self.compiled_grammar = compile_grammar(grammar, planner.tokenizer, planner.vocab_size)
+        # CoT: generate only the reasoning (and the marker), since every allowed description is scored after it.
+        self.reasoning_only = spec.variant.is_cot
+        self.compiled_grammar = compile_grammar(grammar, planner.tokenizer, planner.vocab_size, self.reasoning_only)
+        self.max_new_tokens = grammar.reasoning_max_new_tokens if self.reasoning_only else grammar.max_new_tokens
         self.candidate_tokens = description_candidates(self.encoder, grammar)
         self._index_of = {cluster_id: index for index, cluster_id in enumerate(grammar.cluster_ids)}
 
@@ -125,7 +128,7 @@ class TorchPlannerEngine:
                 self.candidate_tokens,
                 n,
                 self.compiled_grammar,
-                self.grammar.max_new_tokens,
+                self.max_new_tokens,
                 allowed[start : start + self.batch_size],
             )
             plans += [

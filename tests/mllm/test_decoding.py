@@ -13,6 +13,7 @@ from serendip.models.mllm.decoding import (
     rank_descriptions,
     score_descriptions,
 )
+from serendip.models.mllm.errors import MllmConfigError
 from serendip.models.mllm.examples import PlanningTask
 from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting, chat_messages, parse_response
@@ -77,6 +78,22 @@ def test_scores_equal_the_full_forward_log_likelihood(
         start = len(prompts[row].input_ids) - 1
         expected = sum(log_probs[start + offset, token].item() for offset, token in enumerate(candidates[column]))
         assert scores[row, column].item() == pytest.approx(expected, abs=1e-3)
+
+
+def test_restricted_scores_equal_the_unrestricted_ones_and_skip_the_rest(
+    untrained_planner: PlannerModel, encoder: PromptEncoder, task: PlanningTask
+) -> None:
+    grammar = build_answer_grammar(task.descriptions, 3, PromptVariant.VIDEO_ONLY)
+    candidates = description_candidates(encoder, grammar)
+    prompts = _prompts(untrained_planner, encoder, PromptVariant.VIDEO_ONLY, TWO_FRAMES, 3)
+    full = score_descriptions(untrained_planner.model, encoder, prompts, candidates)
+    allowed = [[4, 1], None, []]
+    restricted = score_descriptions(untrained_planner.model, encoder, prompts, candidates, allowed)
+    assert torch.allclose(restricted[0, [1, 4]], full[0, [1, 4]], atol=1e-4)
+    assert torch.isinf(restricted[0, [0, 2, 3]]).all() and torch.isinf(restricted[2]).all()
+    assert torch.allclose(restricted[1], full[1], atol=1e-4)
+    with pytest.raises(MllmConfigError, match="outside"):
+        score_descriptions(untrained_planner.model, encoder, prompts, candidates, [[len(candidates)], None, None])
 
 
 def test_ranking_is_distinct_sorted_and_respects_allowed(

@@ -20,8 +20,8 @@ from serendip.models.mllm.grammar import (
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting, parse_response, target_text
 
 
-def _accepts(planner: PlannerModel, grammar: AnswerGrammar, text: str) -> bool:
-    compiled = compile_grammar(grammar, planner.tokenizer, planner.vocab_size)
+def _accepts(planner: PlannerModel, grammar: AnswerGrammar, text: str, reasoning_only: bool = False) -> bool:
+    compiled = compile_grammar(grammar, planner.tokenizer, planner.vocab_size, reasoning_only)
     token_ids = planner.tokenizer(text, add_special_tokens=False).input_ids
     return grammar_accepts(compiled, token_ids, planner.tokenizer.convert_tokens_to_ids(planner.tokenizer.eos_token))
 
@@ -49,6 +49,18 @@ def test_cot_grammar_needs_reasoning_then_the_marker(untrained_planner: PlannerM
     assert not _accepts(untrained_planner, grammar, target_text(PromptVariant.VIDEO_COT, "sushi", "a red block"))
     assert not _accepts(untrained_planner, grammar, "the <|im_start|> video\ncluster: surfing")
     assert not _accepts(untrained_planner, grammar, target_text(PromptVariant.VIDEO_COT, "surfing", "x" * 80))
+
+
+def test_reasoning_grammar_stops_after_the_marker(untrained_planner: PlannerModel, task: PlanningTask) -> None:
+    grammar = build_answer_grammar(task.descriptions, 3, PromptVariant.VIDEO_COT, max_reasoning_chars=60)
+    assert _accepts(untrained_planner, grammar, "a red block\ncluster:", reasoning_only=True)
+    description = next(iter(task.descriptions.values()))
+    full_answer = target_text(PromptVariant.VIDEO_COT, description, "a red block")
+    assert not _accepts(untrained_planner, grammar, full_answer, reasoning_only=True)
+    assert not _accepts(untrained_planner, grammar, "\ncluster:", reasoning_only=True)
+    assert grammar.reasoning_max_new_tokens == 60 + len("\ncluster:") + 1
+    with pytest.raises(GrammarError, match="no reasoning"):
+        _ = build_answer_grammar(task.descriptions, 3, PromptVariant.VIDEO_ONLY).reasoning_ebnf
 
 
 def test_literals_escape_quotes_and_errors_name_the_problem(task: PlanningTask) -> None:

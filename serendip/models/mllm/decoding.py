@@ -3,8 +3,9 @@
 * :func:`generate_responses` -- batched greedy ``generate``; with a compiled grammar, xgrammar's logits
   processor masks every token the grammar forbids, so each response is a complete sentence of the grammar
   (an untrained model included) as long as ``max_new_tokens`` is the grammar's budget.
-* :func:`score_descriptions` -- log-likelihood of every candidate description (plus the end-of-turn token)
-  after each prefix: one prefix pass with a KV cache, then all candidates at once against the repeated cache.
+* :func:`score_descriptions` -- log-likelihood of each candidate description (plus the end-of-turn token)
+  after each prefix: one prefix pass with a KV cache, then every (prefix, allowed candidate) row at once
+  against the cache, each row reading its own prefix's keys and values.
 * :func:`rank_descriptions` -- generate (CoT: the reasoning), then score every allowed description after it
   and keep the ``n`` best: the ranked list the Planner serves.
 """
@@ -87,14 +88,18 @@ def score_descriptions(
     encoder: PromptEncoder,
     prefixes: Sequence[EncodedPrompt],
     candidates: Sequence[list[int]],
+    allowed: Sequence[Sequence[int] | None] | None = None,
 ) -> torch.Tensor:
     """(len(prefixes), len(candidates)) sums of token log-probabilities of each candidate after each prefix.
 
     ``candidates`` are token ids ending with the end-of-turn token, so a description that is a prefix of
-    another is not favoured. Prefixes are processed in groups so that group x candidates <= MAX_SCORING_ROWS.
+    another is not favoured. ``allowed[p]`` (optional) limits prefix ``p`` to some candidate indices: only
+    those are computed, the others are ``-inf``, so a batch costs what its allowed candidates cost. Prefixes
+    are processed in groups of at most MAX_SCORING_ROWS (prefix, candidate) rows.
     """
     if not candidates or any(not candidate for candidate in candidates):
         raise MllmConfigError("score_descriptions needs non-empty candidate token lists")
+    rows_of = _candidate_rows(len(prefixes), len(candidates), allowed)
     device = model_device(model)
     width = max(len(candidate) for candidate in candidates)
     candidate_ids = torch.full((len(candidates), width), encoder.pad_token_id, dtype=torch.long, device=device)
@@ -102,22 +107,61 @@ def score_descriptions(
     for row, candidate in enumerate(candidates):
         candidate_ids[row, : len(candidate)] = torch.tensor(candidate, device=device)
         candidate_mask[row, : len(candidate)] = 1
-    group_size = max(1, MAX_SCORING_ROWS // len(candidates))
-    scores = [
-        _score_group(model, encoder, prefixes[start : start + group_size], candidate_ids, candidate_mask, device)
-        for start in range(0, len(prefixes), group_size)
-    ]
-    return torch.cat(scores).cpu()
+    scores = torch.full((len(prefixes), len(candidates)), float("-inf"))
+    for group in _row_groups(rows_of):
+        prefix_rows = torch.tensor([slot for slot, p in enumerate(group) for _ in rows_of[p]], dtype=torch.long)
+        candidate_rows = torch.tensor([c for p in group for c in rows_of[p]], dtype=torch.long)
+        rows_mask = candidate_mask[candidate_rows]
+        used = int(rows_mask.sum(dim=1).max())  # the group's longest candidate: no all-padding columns
+        group_scores = _score_group(
+            model, encoder, [prefixes[p] for p in group], prefix_rows.to(device),
+            candidate_ids[candidate_rows, :used], rows_mask[:, :used], device,
+        )  # fmt: skip
+        scores[torch.tensor(group)[prefix_rows], candidate_rows] = group_scores.cpu()
+    return scores
+
+
+def _candidate_rows(
+    num_prefixes: int, num_candidates: int, allowed: Sequence[Sequence[int] | None] | None
+) -> list[list[int]]:
+    """Per prefix, the candidate indices to score (all of them where nothing restricts it)."""
+    if allowed is None:
+        return [list(range(num_candidates))] * num_prefixes
+    if len(allowed) != num_prefixes:
+        raise MllmConfigError(f"allowed has {len(allowed)} entries for {num_prefixes} prompts")
+    rows = [list(range(num_candidates)) if indices is None else sorted(set(indices)) for indices in allowed]
+    bad = [index for indices in rows for index in indices if not 0 <= index < num_candidates]
+    if bad:
+        raise MllmConfigError(f"allowed candidate indices {bad[:5]} outside 0..{num_candidates - 1}")
+    return rows
+
+
+def _row_groups(rows_of: Sequence[list[int]]) -> list[list[int]]:
+    """Consecutive prefixes with rows to score, grouped so a group holds <= MAX_SCORING_ROWS rows (or one prefix)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    current_rows = 0
+    for prefix, rows in enumerate(rows_of):
+        if not rows:
+            continue
+        if current and current_rows + len(rows) > MAX_SCORING_ROWS:
+            groups.append(current)
+            current, current_rows = [], 0
+        current.append(prefix)
+        current_rows += len(rows)
+    return [*groups, current] if current else groups
 
 
 def _score_group(
     model: PreTrainedModel,
     encoder: PromptEncoder,
     prefixes: Sequence[EncodedPrompt],
-    candidate_ids: torch.Tensor,
-    candidate_mask: torch.Tensor,
+    prefix_rows: torch.Tensor,
+    rows_ids: torch.Tensor,
+    rows_mask: torch.Tensor,
     device: torch.device,
 ) -> torch.Tensor:
+    """Log-likelihood of row ``r``'s candidate tokens after prefix ``prefix_rows[r]``: one prefix pass, one row pass."""
     batch = inference_batch(prefixes, encoder.pad_token_id)
     positions, next_position = _prefix_positions(model, batch, device)
     prefix_inputs = batch.model_inputs(device)
@@ -125,12 +169,10 @@ def _score_group(
     prefix_output = model(**prefix_inputs, position_ids=positions, use_cache=True)
     first_log_probs = torch.log_softmax(prefix_output.logits[:, -1].float(), dim=-1)  # (B, V)
     cache = prefix_output.past_key_values
-    num_prefixes, (num_candidates, width) = len(prefixes), candidate_ids.shape
-    cache.batch_repeat_interleave(num_candidates)
-    rows_ids = candidate_ids.repeat(num_prefixes, 1)
-    rows_mask = candidate_mask.repeat(num_prefixes, 1)
-    attention_mask = torch.cat([prefix_inputs["attention_mask"].repeat_interleave(num_candidates, 0), rows_mask], 1)
-    text_positions = next_position.repeat_interleave(num_candidates)[:, None] + torch.arange(width, device=device)
+    cache.reorder_cache(prefix_rows)  # one copy of its prefix's keys and values per row
+    width = rows_ids.shape[1]
+    attention_mask = torch.cat([prefix_inputs["attention_mask"][prefix_rows], rows_mask], 1)
+    text_positions = next_position[prefix_rows][:, None] + torch.arange(width, device=device)
     output = model(
         input_ids=rows_ids,
         attention_mask=attention_mask,
@@ -139,10 +181,10 @@ def _score_group(
         use_cache=False,
     )
     log_probs = torch.log_softmax(output.logits[:, :-1].float(), dim=-1)  # predicts tokens 1..width-1
-    first = first_log_probs.repeat_interleave(num_candidates, 0).gather(1, rows_ids[:, :1])
+    first = first_log_probs[prefix_rows].gather(1, rows_ids[:, :1])
     rest = log_probs.gather(2, rows_ids[:, 1:, None]).squeeze(2)
     token_log_probs = torch.cat([first, rest], dim=1) * rows_mask
-    return token_log_probs.sum(dim=1).reshape(num_prefixes, num_candidates)
+    return token_log_probs.sum(dim=1)
 
 
 def description_candidates(encoder: PromptEncoder, grammar: AnswerGrammar) -> list[list[int]]:
@@ -189,15 +231,7 @@ def rank_descriptions(
             prefixes[index] = EncodedPrompt(
                 prompt.input_ids + continuation, prompt.mm_token_type_ids + [0] * len(continuation), prompt.visual
             )
-    scores = score_descriptions(model, encoder, prefixes, description_token_ids)
-    if allowed is not None:
-        if len(allowed) != len(prompts):
-            raise MllmConfigError(f"allowed has {len(allowed)} entries for {len(prompts)} prompts")
-        for row, indices in enumerate(allowed):
-            if indices is not None:
-                keep = torch.zeros(scores.shape[1], dtype=torch.bool)
-                keep[list(indices)] = True
-                scores[row, ~keep] = float("-inf")
+    scores = score_descriptions(model, encoder, prefixes, description_token_ids, allowed)
     rankings = []
     for row, reasoning in enumerate(reasonings):
         available = int(torch.isfinite(scores[row]).sum())

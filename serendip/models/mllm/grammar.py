@@ -100,6 +100,21 @@ class AnswerGrammar:
             return longest_answer + 1
         return self.max_reasoning_chars + len(COT_ANSWER_MARKER.encode()) + longest_answer + 1
 
+    @property
+    def reasoning_ebnf(self) -> str:
+        """CoT only: the reasoning and the answer marker's first part, then stop (ranking scores every description)."""
+        if not self.variant.is_cot:
+            raise GrammarError(f"the {self.variant} variant has no reasoning")
+        return (
+            f"root ::= reasoning {ebnf_literal(REASONING_END)}\n"
+            f"reasoning ::= [ -;=-~]{{1,{self.max_reasoning_chars}}}\n"
+        )
+
+    @property
+    def reasoning_max_new_tokens(self) -> int:
+        """A token budget that always completes :attr:`reasoning_ebnf` (reasoning, marker, stop token)."""
+        return self.max_reasoning_chars + len(REASONING_END.encode()) + 1
+
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Write ``grammar.ebnf`` and ``descriptions.json`` into ``directory``."""
         target = Path(directory)
@@ -164,11 +179,13 @@ def xgrammar_tokenizer_info(tokenizer: PreTrainedTokenizerBase, vocab_size: int)
     return xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=[stop_token_id])
 
 
-def compile_grammar(grammar: AnswerGrammar, tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> Any:
-    """Compile the EBNF for this tokenizer (milliseconds for hundreds of descriptions)."""
+def compile_grammar(
+    grammar: AnswerGrammar, tokenizer: PreTrainedTokenizerBase, vocab_size: int, reasoning_only: bool = False
+) -> Any:
+    """Compile the EBNF (or, for CoT, its :attr:`~AnswerGrammar.reasoning_ebnf`) for this tokenizer (milliseconds)."""
     try:
         compiler = xgrammar.GrammarCompiler(xgrammar_tokenizer_info(tokenizer, vocab_size))
-        return compiler.compile_grammar(grammar.ebnf)
+        return compiler.compile_grammar(grammar.reasoning_ebnf if reasoning_only else grammar.ebnf)
     except RuntimeError as error:
         raise GrammarError(f"xgrammar rejected the answer grammar: {error}") from error
 

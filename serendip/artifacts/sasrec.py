@@ -11,6 +11,9 @@ Layout of a version directory (schema ``SCHEMA_VERSION``):
 - ``popularity.npy``  float64 [N + 1] training counts (cold-start ranking)
 - ``model_config.json``  SASRecConfig fields
 - ``metrics.json``, ``training_log.jsonl``, ``manifest.json``
+- ``report.json``  the input tables' bad-row reports (``inputs.items``, ``inputs.interactions``: rows total, kept,
+  dropped, per reason its count and example rows), and ``bad_rows_items.parquet``, ``bad_rows_interactions.parquet``
+  listing every bad row (row, reason, column, value)
 
 Nothing here needs torch: the Retriever reads the tables, Triton loads the TorchScript file (or the package
 compiled from the ExportedProgram).
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from serendip.artifacts.store import resolve_artifact
+from serendip.core.schema import Dataset
 
 SASREC_KIND = "sasrec"
 SCHEMA_VERSION = 1
@@ -35,6 +39,7 @@ ITEM_EMBEDDINGS = "item_embeddings.npy"
 ITEM_IDS = "item_ids.json"
 POPULARITY = "popularity.npy"
 MODEL_CONFIG = "model_config.json"
+REPORT = "report.json"
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,13 @@ def write_sasrec_tables(
     np.save(directory / POPULARITY, popularity, allow_pickle=False)
     vocabulary.save(directory / ITEM_IDS)
     (directory / MODEL_CONFIG).write_text(json.dumps(config.to_dict(), indent=2))
+
+
+def write_input_report(directory: Path, dataset: Dataset) -> None:
+    """Write the bad-row reports of the training data into ``directory`` (a version being written)."""
+    (directory / REPORT).write_text(json.dumps({"inputs": dataset.reports()}, indent=2, default=str) + "\n")
+    for report in (dataset.items_report, dataset.interactions_report):
+        report.bad_rows.to_parquet(directory / f"bad_rows_{report.table}.parquet", index=False)
 
 
 @dataclass

@@ -113,3 +113,26 @@ def test_ranking_is_distinct_sorted_and_respects_allowed(
         assert ranking.scores == sorted(ranking.scores, reverse=True)
         assert ranking.reasoning is not None
     assert set(rankings[1].indices) == {1, 2} and rankings[3].indices == [5]
+
+
+def test_cot_ranking_is_the_same_under_the_reasoning_only_grammar(
+    untrained_planner: PlannerModel, encoder: PromptEncoder, task: PlanningTask
+) -> None:
+    grammar = build_answer_grammar(task.descriptions, 3, PromptVariant.VIDEO_COT, max_reasoning_chars=16)
+    prompts = _prompts(untrained_planner, encoder, PromptVariant.VIDEO_COT, TWO_FRAMES, 3)
+    candidates = description_candidates(encoder, grammar)
+    rankings = {}
+    for reasoning_only in (False, True):
+        compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size, reasoning_only)
+        budget = grammar.reasoning_max_new_tokens if reasoning_only else grammar.max_new_tokens
+        rankings[reasoning_only] = rank_descriptions(
+            untrained_planner.model, encoder, prompts, PromptVariant.VIDEO_COT, candidates, 3, compiled, budget,
+            allowed=[None, [0, 3], [2]],
+        )  # fmt: skip
+    for full, short in zip(rankings[False], rankings[True], strict=True):
+        assert full.indices == short.indices and full.reasoning == short.reasoning and full.reasoning
+        assert full.scores == pytest.approx(short.scores, abs=1e-5)
+    with pytest.raises(MllmConfigError, match="did not reach"):
+        rank_descriptions(
+            untrained_planner.model, encoder, prompts, PromptVariant.VIDEO_COT, candidates, 3, compiled, 2
+        )

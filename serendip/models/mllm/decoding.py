@@ -6,8 +6,9 @@
 * :func:`score_descriptions` -- log-likelihood of each candidate description (plus the end-of-turn token)
   after each prefix: one prefix pass with a KV cache, then every (prefix, allowed candidate) row at once
   against the cache, each row reading its own prefix's keys and values.
-* :func:`rank_descriptions` -- generate (CoT: the reasoning), then score every allowed description after it
-  and keep the ``n`` best: the ranked list the Planner serves.
+* :func:`rank_descriptions` -- CoT: greedy reasoning under the grammar, each row stopping at the answer marker;
+  then every allowed description is scored after it from the same KV cache (the prompt is encoded once). The
+  ``n`` best per prompt are the ranked list the Planner serves.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import xgrammar
 import xgrammar.contrib.hf
 from transformers import PreTrainedModel
+from transformers.cache_utils import Cache, DynamicCache
 
 from serendip.models.mllm.batching import EncodedPrompt, ModelBatch, PromptEncoder, inference_batch
 from serendip.models.mllm.errors import MllmConfigError
@@ -95,30 +98,57 @@ def score_descriptions(
     ``candidates`` are token ids ending with the end-of-turn token, so a description that is a prefix of
     another is not favoured. ``allowed[p]`` (optional) limits prefix ``p`` to some candidate indices: only
     those are computed, the others are ``-inf``, so a batch costs what its allowed candidates cost. Prefixes
-    are processed in groups of at most MAX_SCORING_ROWS (prefix, candidate) rows.
+    are encoded in groups of at most MAX_SCORING_ROWS (prefix, candidate) rows.
     """
-    if not candidates or any(not candidate for candidate in candidates):
-        raise MllmConfigError("score_descriptions needs non-empty candidate token lists")
+    table = _CandidateTable.build(encoder, candidates, model_device(model))
     rows_of = _candidate_rows(len(prefixes), len(candidates), allowed)
-    device = model_device(model)
-    width = max(len(candidate) for candidate in candidates)
-    candidate_ids = torch.full((len(candidates), width), encoder.pad_token_id, dtype=torch.long, device=device)
-    candidate_mask = torch.zeros((len(candidates), width), dtype=torch.long, device=device)
-    for row, candidate in enumerate(candidates):
-        candidate_ids[row, : len(candidate)] = torch.tensor(candidate, device=device)
-        candidate_mask[row, : len(candidate)] = 1
     scores = torch.full((len(prefixes), len(candidates)), float("-inf"))
     for group in _row_groups(rows_of):
-        prefix_rows = torch.tensor([slot for slot, p in enumerate(group) for _ in rows_of[p]], dtype=torch.long)
-        candidate_rows = torch.tensor([c for p in group for c in rows_of[p]], dtype=torch.long)
-        rows_mask = candidate_mask[candidate_rows]
-        used = int(rows_mask.sum(dim=1).max())  # the group's longest candidate: no all-padding columns
-        group_scores = _score_group(
-            model, encoder, [prefixes[p] for p in group], prefix_rows.to(device),
-            candidate_ids[candidate_rows, :used], rows_mask[:, :used], device,
-        )  # fmt: skip
-        scores[torch.tensor(group)[prefix_rows], candidate_rows] = group_scores.cpu()
+        state = _prefix_state(model, encoder, [prefixes[p] for p in group], table.ids.device)
+        _fill_scores(scores, model, state, group, rows_of, table)
     return scores
+
+
+@dataclass(frozen=True)
+class _CandidateTable:
+    """Candidate token ids right-padded to one width (C, W), and their mask."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def build(cls, encoder: PromptEncoder, candidates: Sequence[list[int]], device: torch.device) -> _CandidateTable:
+        if not candidates or any(not candidate for candidate in candidates):
+            raise MllmConfigError("scoring needs non-empty candidate token lists")
+        width = max(len(candidate) for candidate in candidates)
+        ids = torch.full((len(candidates), width), encoder.pad_token_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(candidates), width), dtype=torch.long, device=device)
+        for row, candidate in enumerate(candidates):
+            ids[row, : len(candidate)] = torch.tensor(candidate, device=device)
+            mask[row, : len(candidate)] = 1
+        return cls(ids, mask)
+
+
+def _fill_scores(
+    scores: torch.Tensor,
+    model: PreTrainedModel,
+    state: PrefixState,
+    prefixes: Sequence[int],
+    rows_of: Sequence[list[int]],
+    table: _CandidateTable,
+) -> None:
+    """Write into ``scores`` every allowed candidate of ``prefixes`` (state row ``i`` is prefix ``prefixes[i]``)."""
+    pairs = [(slot, candidate) for slot, prefix in enumerate(prefixes) for candidate in rows_of[prefix]]
+    for start in range(0, len(pairs), MAX_SCORING_ROWS):
+        chunk = pairs[start : start + MAX_SCORING_ROWS]
+        slots = torch.tensor([slot for slot, _ in chunk], dtype=torch.long)
+        candidate_rows = torch.tensor([candidate for _, candidate in chunk], dtype=torch.long)
+        rows_mask = table.mask[candidate_rows]
+        used = int(rows_mask.sum(dim=1).max())  # the chunk's longest candidate: no all-padding columns
+        chunk_scores = _score_rows(
+            model, state, slots.to(table.ids.device), table.ids[candidate_rows, :used], rows_mask[:, :used]
+        )
+        scores[torch.tensor(prefixes, dtype=torch.long)[slots], candidate_rows] = chunk_scores.cpu()
 
 
 def _candidate_rows(
@@ -152,27 +182,44 @@ def _row_groups(rows_of: Sequence[list[int]]) -> list[list[int]]:
     return [*groups, current] if current else groups
 
 
-def _score_group(
-    model: PreTrainedModel,
-    encoder: PromptEncoder,
-    prefixes: Sequence[EncodedPrompt],
-    prefix_rows: torch.Tensor,
-    rows_ids: torch.Tensor,
-    rows_mask: torch.Tensor,
-    device: torch.device,
-) -> torch.Tensor:
-    """Log-likelihood of row ``r``'s candidate tokens after prefix ``prefix_rows[r]``: one prefix pass, one row pass."""
+@dataclass
+class PrefixState:
+    """What scoring continues from: the KV cache of a batch of prefixes and, per row, which cached columns are its
+    prefix (``mask``), the M-RoPE position of its next token and its next-token log-probabilities (B, V)."""
+
+    cache: Cache
+    mask: torch.Tensor
+    next_position: torch.Tensor
+    next_log_probs: torch.Tensor
+
+
+def _prefix_state(
+    model: PreTrainedModel, encoder: PromptEncoder, prefixes: Sequence[EncodedPrompt], device: torch.device
+) -> PrefixState:
+    """One forward pass over a left-padded batch of prefixes."""
     batch = inference_batch(prefixes, encoder.pad_token_id)
     positions, next_position = _prefix_positions(model, batch, device)
     prefix_inputs = batch.model_inputs(device)
     prefix_inputs.pop("mm_token_type_ids")
-    prefix_output = model(**prefix_inputs, position_ids=positions, use_cache=True)
-    first_log_probs = torch.log_softmax(prefix_output.logits[:, -1].float(), dim=-1)  # (B, V)
-    cache = prefix_output.past_key_values
-    cache.reorder_cache(prefix_rows)  # one copy of its prefix's keys and values per row
+    output = model(**prefix_inputs, position_ids=positions, use_cache=True, logits_to_keep=1)
+    next_log_probs = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+    return PrefixState(output.past_key_values, prefix_inputs["attention_mask"], next_position, next_log_probs)
+
+
+def _score_rows(
+    model: PreTrainedModel,
+    state: PrefixState,
+    prefix_rows: torch.Tensor,
+    rows_ids: torch.Tensor,
+    rows_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Log-likelihood of row ``r``'s candidate tokens after state row ``prefix_rows[r]`` (one forward pass)."""
+    device = rows_ids.device
+    # Each row reads a copy of its prefix's keys and values; the state's own cache is left as it is.
+    cache = DynamicCache([(layer.keys[prefix_rows], layer.values[prefix_rows]) for layer in state.cache.layers])
     width = rows_ids.shape[1]
-    attention_mask = torch.cat([prefix_inputs["attention_mask"][prefix_rows], rows_mask], 1)
-    text_positions = next_position[prefix_rows][:, None] + torch.arange(width, device=device)
+    attention_mask = torch.cat([state.mask[prefix_rows], rows_mask], 1)
+    text_positions = state.next_position[prefix_rows][:, None] + torch.arange(width, device=device)
     output = model(
         input_ids=rows_ids,
         attention_mask=attention_mask,
@@ -181,10 +228,73 @@ def _score_group(
         use_cache=False,
     )
     log_probs = torch.log_softmax(output.logits[:, :-1].float(), dim=-1)  # predicts tokens 1..width-1
-    first = first_log_probs[prefix_rows].gather(1, rows_ids[:, :1])
+    first = state.next_log_probs[prefix_rows].gather(1, rows_ids[:, :1])
     rest = log_probs.gather(2, rows_ids[:, 1:, None]).squeeze(2)
     token_log_probs = torch.cat([first, rest], dim=1) * rows_mask
     return token_log_probs.sum(dim=1)
+
+
+@torch.no_grad()
+def _reason(
+    model: PreTrainedModel,
+    encoder: PromptEncoder,
+    prompts: Sequence[EncodedPrompt],
+    max_new_tokens: int,
+    compiled_grammar: object | None,
+) -> tuple[list[str], PrefixState]:
+    """Greedy CoT reasoning, each row stopping once it has written the answer marker (``REASONING_END``).
+
+    Returns the generated texts (reasoning + marker) and the state to score descriptions after them: the KV
+    cache of prompt + generated tokens, each row's prefix columns, next position and next-token log-probs.
+    """
+    device = model_device(model)
+    state = _prefix_state(model, encoder, prompts, device)
+    matchers = [xgrammar.GrammarMatcher(compiled_grammar) for _ in prompts] if compiled_grammar is not None else []
+    bitmask = xgrammar.allocate_token_bitmask(len(prompts), state.next_log_probs.shape[1]) if matchers else None
+    generated: list[list[int]] = [[] for _ in prompts]
+    after_marker = state.next_log_probs.clone()
+    log_probs, mask, open_rows = state.next_log_probs, state.mask, list(range(len(prompts)))
+    for _ in range(max_new_tokens):
+        if matchers:
+            log_probs = log_probs.clone()
+            for row in open_rows:
+                matchers[row].fill_next_token_bitmask(bitmask, row)
+            xgrammar.apply_token_bitmask_inplace(log_probs, bitmask.to(device), indices=open_rows)
+        chosen = log_probs.argmax(dim=-1).tolist()
+        step_tokens = torch.full((len(prompts), 1), encoder.pad_token_id, dtype=torch.long)
+        column = torch.zeros((len(prompts), 1), dtype=mask.dtype)
+        for row in open_rows:
+            if matchers and not matchers[row].accept_token(chosen[row]):
+                raise MllmConfigError(f"the grammar rejected its own choice {chosen[row]} (row {row})")
+            generated[row].append(chosen[row])
+            step_tokens[row, 0], column[row, 0] = chosen[row], 1
+        mask = torch.cat([mask, column.to(device)], dim=1)
+        positions = state.next_position + torch.tensor([len(tokens) - 1 for tokens in generated], device=device)
+        output = model(
+            input_ids=step_tokens.to(device),
+            attention_mask=mask,
+            position_ids=positions[None, :, None].expand(3, -1, -1),
+            past_key_values=state.cache,
+            use_cache=True,
+        )
+        log_probs = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+        still_open = []
+        for row in open_rows:
+            if encoder.tokenizer.decode(generated[row][-len(REASONING_END) :]).endswith(REASONING_END):
+                after_marker[row] = log_probs[row]
+            else:
+                still_open.append(row)
+        open_rows = still_open
+        if not open_rows:
+            break
+    if open_rows:
+        raise MllmConfigError(
+            f"{len(open_rows)} reasoning(s) did not reach {REASONING_END!r} within {max_new_tokens} tokens "
+            "(give the grammar and its max_new_tokens)"
+        )
+    lengths = torch.tensor([len(tokens) for tokens in generated], device=device)
+    texts = encoder.tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return texts, PrefixState(state.cache, mask, state.next_position + lengths, after_marker)
 
 
 def description_candidates(encoder: PromptEncoder, grammar: AnswerGrammar) -> list[list[int]]:
@@ -215,23 +325,23 @@ def rank_descriptions(
 ) -> list[RankedDescriptions]:
     """Top-``n`` descriptions per prompt by log-likelihood (after the grammar-constrained CoT reasoning).
 
+    ``compiled_grammar`` is the answer grammar or, cheaper, its reasoning-only form: either way each CoT row stops
+    once it has written the answer marker, and descriptions are scored after the generated tokens.
     ``description_token_ids[i]`` are the answer tokens of description ``i`` (end-of-turn included);
     ``allowed[p]`` optionally restricts prompt ``p`` to some description indices (e.g. serendipitous siblings).
     """
     if n < 1:
         raise MllmConfigError(f"n must be >= 1, got {n}")
-    prefixes = list(prompts)
-    reasonings: list[str | None] = [None] * len(prompts)
-    if variant.is_cot:
-        responses = generate_responses(model, encoder, prompts, max_new_tokens, compiled_grammar)
-        for index, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
-            reasoning = parse_response(variant, response).reasoning or ""
-            reasonings[index] = reasoning
-            continuation = encoder.encode_text(reasoning + REASONING_END)
-            prefixes[index] = EncodedPrompt(
-                prompt.input_ids + continuation, prompt.mm_token_type_ids + [0] * len(continuation), prompt.visual
-            )
-    scores = score_descriptions(model, encoder, prefixes, description_token_ids, allowed)
+    if not variant.is_cot:
+        scores = score_descriptions(model, encoder, prompts, description_token_ids, allowed)
+        reasonings: list[str | None] = [None] * len(prompts)
+    else:
+        table = _CandidateTable.build(encoder, description_token_ids, model_device(model))
+        rows_of = _candidate_rows(len(prompts), len(description_token_ids), allowed)
+        texts, state = _reason(model, encoder, prompts, max_new_tokens, compiled_grammar)
+        reasonings = [parse_response(variant, text).reasoning or "" for text in texts]
+        scores = torch.full((len(prompts), len(description_token_ids)), float("-inf"))
+        _fill_scores(scores, model, state, range(len(prompts)), rows_of, table)
     rankings = []
     for row, reasoning in enumerate(reasonings):
         available = int(torch.isfinite(scores[row]).sum())

@@ -1,7 +1,8 @@
 """Command lines generated from a job's config dataclass (tyro): a ``--field-name`` per field, help from its docstring.
 
 A job module defines a frozen dataclass of its options and ``run(config)``; its ``main(argv)`` is
-``run(parse_config(JobConfig, argv, __doc__, "python -m package.job"))``.
+``run_job(run, JobConfig, argv, __doc__, "python -m package.job")``: the options parsed, then ``run``, with the
+job's domain errors ending the process as one line ``job: message`` (status 1) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Annotated, TypeVar
 import tyro
 from tyro.constructors import PrimitiveConstructorSpec
 
+from serendip.core.errors import DataError
+
 ConfigT = TypeVar("ConfigT")
+ResultT = TypeVar("ResultT")
 
 
 def parse_config(config_type: type[ConfigT], argv: Sequence[str] | None, description: str | None, prog: str) -> ConfigT:
@@ -28,6 +32,23 @@ def parse_config(config_type: type[ConfigT], argv: Sequence[str] | None, descrip
     return tyro.cli(
         config_type, args=argv, prog=prog, description=description, config=(tyro.conf.EnumChoicesFromValues,)
     )
+
+
+def run_job(
+    run: Callable[[ConfigT], ResultT],
+    config_type: type[ConfigT],
+    argv: Sequence[str] | None,
+    description: str | None,
+    prog: str,
+    errors: tuple[type[Exception], ...] = (DataError,),
+) -> ResultT:
+    """``run(parse_config(...))``; an exception of ``errors`` (each names the field, file or item at fault) exits
+    with ``<job>: <message>`` and status 1, never a traceback."""
+    config = parse_config(config_type, argv, description, prog)
+    try:
+        return run(config)
+    except errors as error:
+        raise SystemExit(f"{prog.rsplit('.', 1)[-1]}: {error}") from None
 
 
 def _comma_separated(parse_part: Callable[[str], object], metavar: str) -> PrimitiveConstructorSpec:

@@ -38,7 +38,8 @@ def target_text(variant: str, description: str, cot_text: str | None = None) -> 
     if variant == "video_cot":
         if not cot_text:
             raise ConfigError("video_cot targets need a cot_text (what the video shows)")
-        return f"the video shows {cot_text}.\n{ANSWER_MARKER}{description}"
+        period = "" if cot_text.endswith(".") else "."
+        return f"the video shows {cot_text}{period}\n{ANSWER_MARKER}{description}"
     if variant not in VARIANTS:
         raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
     return description

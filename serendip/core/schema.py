@@ -3,6 +3,8 @@
 A table missing a required column raises :class:`SchemaError`. Row-level problems never raise: each bad row is
 either dropped (unusable) or repaired (one field cleared), counted per reason in a :class:`BadRowReport`, and
 listed in ``report.bad_rows`` (row number, reason, column, value) -- nothing is dropped silently.
+``impressions`` may be absent: :func:`load_dataset` then counts each item's rows in the interactions (without
+interactions every item gets 1), and the report says so under ``derived``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ ITEM_COLUMNS: dict[str, bool] = {
     "description": False,
     "video_path": False,
     "thumbnail_path": False,
-    "impressions": True,
+    "impressions": False,
     "created_at": False,
     "taxonomy": False,
     "tags": False,
@@ -64,6 +66,9 @@ INTERACTION_REASONS: dict[str, tuple[str, str]] = {
     "unknown_context_item": (DROPPED, "context_item_id is set but not a valid item"),
 }
 EXAMPLE_ROWS_PER_REASON = 5
+IMPRESSIONS_UNIFORM = "absent, 1 per item (no interactions to count)"
+IMPRESSIONS_COUNTED = "absent, counted from interactions"
+"""How ``impressions`` is filled when items.parquet has no such column (``BadRowReport.derived``)."""
 
 
 @dataclass
@@ -76,6 +81,8 @@ class BadRowReport:
     rows_kept: int = 0
     reason_counts: dict[str, int] = field(default_factory=dict)
     bad_rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["row", "reason", "column", "value"]))
+    derived: dict[str, str] = field(default_factory=dict)
+    """Columns absent from the file and how they were filled."""
 
     @property
     def rows_dropped(self) -> int:
@@ -101,13 +108,23 @@ class BadRowReport:
             "rows_kept": self.rows_kept,
             "rows_dropped": self.rows_dropped,
             "reasons": reasons,
+            "derived": dict(self.derived),
         }
 
     def summary(self) -> str:
-        """One line per reason, for logs."""
-        head = f"{self.table} ({self.source}): {self.rows_kept}/{self.rows_total} rows kept"
-        lines = [head] + [f"  {reason}: {count}" for reason, count in sorted(self.reason_counts.items())]
-        return "\n".join(lines)
+        """One console line: ``items: 2,000 rows, 2 dropped (duplicate_item_id: 2), 1 repaired (missing_title: 1)``."""
+        actions = ITEM_REASONS if self.table == "items" else INTERACTION_REASONS
+        parts = [f"{self.table}: {self.rows_total:,} rows"]
+        for action in (DROPPED, REPAIRED):
+            counts = {reason: n for reason, n in sorted(self.reason_counts.items()) if actions[reason][0] == action}
+            rows = self.rows_dropped if action == DROPPED else self._rows_with(counts)
+            reasons = ", ".join(f"{reason}: {n:,}" for reason, n in counts.items())
+            parts.append(f"{rows:,} {action}" + (f" ({reasons})" if reasons else ""))
+        derived = [f"{column} {how}" for column, how in sorted(self.derived.items())]
+        return ", ".join(parts) + "".join(f"; {text}" for text in derived)
+
+    def _rows_with(self, reasons: dict[str, int]) -> int:
+        return int(self.bad_rows.loc[self.bad_rows["reason"].isin(list(reasons)), "row"].nunique())
 
 
 class _Flagger:
@@ -133,13 +150,15 @@ class _Flagger:
             )
         )
 
-    def report(self, table: str, source: str, rows_total: int, rows_kept: int) -> BadRowReport:
+    def report(
+        self, table: str, source: str, rows_total: int, rows_kept: int, derived: dict[str, str] | None = None
+    ) -> BadRowReport:
         bad_rows = (
             pd.concat(self.records, ignore_index=True).sort_values(["row", "reason"], ignore_index=True)
             if self.records
             else pd.DataFrame(columns=["row", "reason", "column", "value"])
         )
-        return BadRowReport(table, source, rows_total, rows_kept, dict(self.counts), bad_rows)
+        return BadRowReport(table, source, rows_total, rows_kept, dict(self.counts), bad_rows, derived or {})
 
 
 def _require_columns(frame: pd.DataFrame, columns: dict[str, bool], table: str, source: str) -> pd.DataFrame:
@@ -195,8 +214,9 @@ def validate_items(
 
     Returns the cleaned table (schema columns only, ``item_id`` as str, ``impressions`` as int64,
     ``created_at`` as UTC timestamps, media paths resolved, ``tags`` a list of strings, empty when absent)
-    and its bad-row report.
+    and its bad-row report. Without an ``impressions`` column every item gets 1 (see :func:`load_dataset`).
     """
+    derived = {} if "impressions" in frame.columns else {"impressions": IMPRESSIONS_UNIFORM}
     frame = _require_columns(frame, ITEM_COLUMNS, "items", source)[list(ITEM_COLUMNS)].reset_index(drop=True)
     root = Path(media_root) if media_root is not None else None
     flagger = _Flagger(np.arange(len(frame)))
@@ -208,6 +228,8 @@ def validate_items(
     duplicate = frame["item_id"].duplicated().to_numpy() & ~missing_id
     flagger.flag(duplicate, "duplicate_item_id", "item_id", frame["item_id"])
     impressions = pd.to_numeric(frame["impressions"], errors="coerce")
+    if derived:
+        impressions = impressions.fillna(1)
     bad_impressions = (impressions.isna() | (impressions < 0)).to_numpy()
     flagger.flag(bad_impressions, "invalid_impressions", "impressions", frame["impressions"])
     keep &= ~missing_id & ~duplicate & ~bad_impressions
@@ -241,7 +263,7 @@ def validate_items(
 
     frame["impressions"] = impressions.fillna(0).astype("int64")
     cleaned = frame[keep].reset_index(drop=True)
-    return cleaned, flagger.report("items", source, len(frame), len(cleaned))
+    return cleaned, flagger.report("items", source, len(frame), len(cleaned), derived)
 
 
 def validate_interactions(
@@ -304,6 +326,12 @@ def load_interactions(path: str | os.PathLike[str], known_item_ids: Iterable[str
     return validate_interactions(_read_parquet(path, "interactions"), known_item_ids, str(path))
 
 
+def impressions_from_interactions(items: pd.DataFrame, interactions: pd.DataFrame) -> pd.Series:
+    """Impressions of items that have none: each item's rows in the validated interactions (0 for an unseen item)."""
+    counts = interactions["item_id"].value_counts()
+    return items["item_id"].map(counts).fillna(0).astype("int64")
+
+
 @dataclass
 class Dataset:
     """Validated items and interactions with their bad-row reports."""
@@ -330,4 +358,7 @@ def load_dataset(
         interactions, interactions_report = validate_interactions(empty, items["item_id"], "<none>")
     else:
         interactions, interactions_report = load_interactions(interactions_path, items["item_id"])
+        if "impressions" in items_report.derived:
+            items["impressions"] = impressions_from_interactions(items, interactions)
+            items_report.derived["impressions"] = IMPRESSIONS_COUNTED
     return Dataset(items, interactions, items_report, interactions_report)

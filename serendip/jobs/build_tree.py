@@ -1,32 +1,30 @@
 """``python -m serendip.jobs.build_tree``: build the 4-level interest-cluster tree and report its quality.
 
-Input: a world artifact (``--world``) or your own ``--items items.parquet`` (validated; bad rows reported)
-with, optionally, ``--interactions interactions.parquet``. Items that all carry a ``taxonomy`` are imported
-as the tree (``--method auto``); otherwise, or with ``--method kmeans``, the tree comes from recursive
-traffic-weighted balanced k-means over co-engagement (PMI + SVD of the interactions), text (title,
-description, tags) and visual (decoded frames) embeddings, each block's weight chosen on held-out users'
-co-engagement unless given. Writes ``<artifacts>/tree/<version>/``: tree.json, item_nodes.parquet,
-report.json (per level: sizes, count/traffic balance, text coherence, held-out co-engagement lift, NMI/purity
-against the world's true taxonomy; the block weights and how they were chosen), and, for worlds,
-truth_match.parquet (each built node's majority true node).
+Input: a world artifact (``--world``) or your own ``--items items.parquet`` (validated; one summary line per
+table, bad rows in report.json) with, optionally, ``--interactions interactions.parquet``; by default
+``<artifacts>/world``, else your catalogue imported as ``<artifacts>/items.parquet`` (+ interactions.parquet).
+Items that all carry a ``taxonomy`` are imported as the tree (``--method auto``); otherwise, or with
+``--method kmeans``, the tree comes from recursive traffic-weighted balanced k-means over co-engagement
+(PMI + SVD of the interactions), text (title, description, tags) and visual (decoded frames) embeddings, each
+block's weight chosen on held-out users' co-engagement unless given. Writes ``<artifacts>/tree/<version>/``:
+tree.json, item_nodes.parquet, report.json (per level: sizes, count/traffic balance, text coherence, held-out
+co-engagement lift, NMI/purity against the world's true taxonomy; the block weights and how they were chosen),
+and, for worlds, truth_match.parquet (each built node's majority true node).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, read_manifest
-from serendip.artifacts.world import WORLD_KIND, load_world
-from serendip.core.cli import CommaInts, parse_config
+from serendip.artifacts.catalogue import CatalogueSource, open_catalogue
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter
+from serendip.core.cli import CommaInts, run_job
 from serendip.core.cluster_tree import level_column
-from serendip.core.errors import DataError
-from serendip.core.schema import load_interactions, load_items
 from serendip.offline.tree_builder import (
     BalanceMode,
     TreeBuildConfig,
@@ -41,17 +39,10 @@ _TREE = TreeBuildConfig()
 
 
 @dataclass(frozen=True)
-class BuildTreeJob:
-    """Options of one tree build: the input (a world or your items), the method and its parameters."""
+class BuildTreeJob(CatalogueSource):
+    """Options of one tree build: the input (a world, or your items with interactions for the co-engagement
+    embedding, weight choice and lift), the method and its parameters."""
 
-    world: Path | None = None
-    """world artifact: version dir or kind dir (None: <artifacts>/world unless --items)"""
-    items: Path | None = None
-    """your items.parquet (see docs/data.md for the schema), instead of a world"""
-    interactions: Path | None = None
-    """your interactions.parquet (with --items): co-engagement for the embedding, weight choice and lift"""
-    media_root: Path | None = None
-    """base of relative video/thumbnail paths (None: the items' dir)"""
     method: TreeMethod = _TREE.method
     """taxonomy imports the items' taxonomy column, kmeans clusters embeddings, auto: taxonomy if every item has one"""
     branching: CommaInts | None = None
@@ -77,30 +68,15 @@ class BuildTreeJob:
     quiet: bool = False
     """no progress bars"""
 
-    def __post_init__(self) -> None:
-        if self.world is not None and self.items is not None:
-            raise ValueError("give --world or --items, not both")
-        if self.interactions is not None and self.items is None:
-            raise ValueError("--interactions goes with --items (a world brings its own)")
-
 
 def run(job: BuildTreeJob) -> Path:
     """Build and publish a tree; returns its version directory."""
     started = time.perf_counter()
-    truth = interactions = None
-    if job.items is None:
-        world = load_world(job.world or job.artifacts / WORLD_KIND)
-        items, items_report, truth = world.items, world.items_report, world.ground_truth
-        interactions = world.interactions
-        inputs = {"world": input_record(world.dir)}
-        default_branching = tuple(read_manifest(world.dir)["parameters"]["branching"])
-    else:
-        items, items_report = load_items(job.items, job.media_root)
-        inputs = {"items": {"path": str(job.items), "sha256": file_sha256(job.items)}}
-        if job.interactions is not None:
-            interactions, _ = load_interactions(job.interactions, items["item_id"])
-            inputs["interactions"] = {"path": str(job.interactions), "sha256": file_sha256(job.interactions)}
-        default_branching = _TREE.branching
+    catalogue = open_catalogue(job, job.artifacts)
+    print(catalogue.summary())
+    items, world = catalogue.items, catalogue.world
+    truth = world.ground_truth if world is not None else None
+    default_branching = tuple(world.manifest["parameters"]["branching"]) if world is not None else _TREE.branching
     config = TreeBuildConfig(
         method=job.method,
         branching=job.branching or default_branching,
@@ -113,7 +89,7 @@ def run(job: BuildTreeJob) -> Path:
         seed=job.seed,
         workers=job.workers,
     )
-    build = build_tree(items, config, progress=not job.quiet, interactions=interactions)
+    build = build_tree(items, config, progress=not job.quiet, interactions=catalogue.interactions)
     report = tree_report(build.tree, items, truth, build.test_pairs)
     report.update(
         method=build.method,
@@ -121,11 +97,11 @@ def run(job: BuildTreeJob) -> Path:
         weight_selection=build.weight_selection,
         positive_pairs=build.pair_counts,
         items_without_interactions=build.items_without_interactions,
-        items_input=items_report.to_dict(),
+        items_input=catalogue.reports[0].to_dict(),
         items_without_video=build.items_without_video,
         video_errors=build.video_errors,
     )
-    with ArtifactWriter(job.artifacts, TREE_KIND, asdict(config), inputs=inputs) as writer:
+    with ArtifactWriter(job.artifacts, TREE_KIND, asdict(config), inputs=catalogue.inputs) as writer:
         build.tree.save(writer.dir)
         (writer.dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         if truth is not None:
@@ -147,7 +123,7 @@ def run(job: BuildTreeJob) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
     """``run`` with options from the command line."""
-    return run(parse_config(BuildTreeJob, argv, __doc__, "python -m serendip.jobs.build_tree"))
+    return run_job(run, BuildTreeJob, argv, __doc__, "python -m serendip.jobs.build_tree")
 
 
 def _print_report(method: str, report: dict, seconds: float, directory: Path) -> None:
@@ -169,7 +145,4 @@ def _print_report(method: str, report: dict, seconds: float, directory: Path) ->
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as error:
-        sys.exit(f"build_tree: {error}")
+    main()

@@ -4,47 +4,39 @@ Paper §2 / §4.1: keep (context v_i, next n_j) pairs that are serendipitous at 
 satisfaction per (v_i, C(n_j)), keep the top-k context items per cluster, split held-out by context item,
 guarantee every cluster description appears in training, and emit every example in each prompt variant
 (text_only, video_only, video_text, video_cot) x frame mode (1/2/4/8 uniform frames, thumbnail) with frame
-references decoded from the real mp4s. Writes ``<artifacts>/curation/<version>/``: examples.parquet,
-sft.parquet, candidates.parquet, cluster_coverage.parquet, clusters.parquet, video_errors.parquet,
-report.json, tree/ (the tree used), manifest.json.
+references decoded from the real mp4s. Input: a world artifact or your items and interactions (one summary
+line per table; by default ``<artifacts>/world``, else ``<artifacts>/items.parquet`` + interactions.parquet).
+Writes ``<artifacts>/curation/<version>/``: examples.parquet, sft.parquet, candidates.parquet,
+cluster_coverage.parquet, clusters.parquet, video_errors.parquet, report.json, tree/ (the tree used),
+manifest.json.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from serendip.artifacts.catalogue import CatalogueSource, open_catalogue
 from serendip.artifacts.curation import CURATION_KIND, save_curation
-from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, file_sha256, input_record, resolve_artifact
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
-from serendip.artifacts.world import WORLD_KIND, load_world
-from serendip.core.cli import CommaInts, CommaNames, parse_config
+from serendip.core.cli import CommaInts, CommaNames, run_job
 from serendip.core.cluster_tree import ClusterTree
-from serendip.core.errors import DataError
+from serendip.core.errors import SchemaError
 from serendip.core.prompts import FRAME_COUNTS, VARIANTS
-from serendip.core.schema import load_dataset
 from serendip.offline.curation import CurationConfig, config_to_dict, curate
 
 _CURATION = CurationConfig()
 
 
 @dataclass(frozen=True)
-class CurateJob:
+class CurateJob(CatalogueSource):
     """Options of one curation: the input (a world or your items and interactions), the selection, the prompts."""
 
-    world: Path | None = None
-    """world artifact (None: <artifacts>/world unless --items)"""
-    items: Path | None = None
-    """your items.parquet (with --interactions)"""
-    interactions: Path | None = None
-    """your interactions.parquet"""
-    media_root: Path | None = None
-    """base of relative video/thumbnail paths (None: the items' dir)"""
     tree: Path | None = None
     """tree artifact (None: <artifacts>/tree)"""
     level: int = _CURATION.level
@@ -75,9 +67,8 @@ class CurateJob:
     """no progress bars"""
 
     def __post_init__(self) -> None:
-        if self.world is not None and (self.items or self.interactions):
-            raise ValueError("give --world or --items/--interactions, not both")
-        if (self.items is None) != (self.interactions is None):
+        super().__post_init__()
+        if self.items is not None and self.interactions is None:
             raise ValueError("--items and --interactions go together")
 
 
@@ -100,28 +91,27 @@ def run(job: CurateJob) -> Path:
     tree_dir = resolve_artifact(job.tree or job.artifacts / TREE_KIND, TREE_KIND)
     tree = ClusterTree.load(tree_dir)
     inputs = {"tree": input_record(tree_dir)}
+    catalogue = open_catalogue(job, job.artifacts)
+    print(catalogue.summary())
+    if catalogue.interactions is None:
+        raise SchemaError(
+            f"curation needs interactions: {catalogue.inputs['items']['path']} came without them "
+            f"(pass --interactions, or put interactions.parquet next to it)"
+        )
+    inputs.update(catalogue.inputs)
     truth_options = {}
-    if job.items is None:
-        world = load_world(job.world or job.artifacts / WORLD_KIND)
-        items, interactions, reports = world.items, world.interactions, (world.items_report, world.interactions_report)
-        inputs["world"] = input_record(world.dir)
-        truth = world.ground_truth
+    if catalogue.world is not None:
+        truth = catalogue.world.ground_truth
         truth_options = {
-            "captions": world.captions,
+            "captions": catalogue.world.captions,
             "truth_good_clusters": dict(zip(truth["item_id"], truth["good_clusters"].map(list), strict=True)),
             "truth_cluster_of": _truth_match(tree_dir),
         }
-    else:
-        dataset = load_dataset(job.items, job.interactions, job.media_root)
-        items, interactions = dataset.items, dataset.interactions
-        reports = (dataset.items_report, dataset.interactions_report)
-        inputs["items"] = {"path": str(job.items), "sha256": file_sha256(job.items)}
-        inputs["interactions"] = {"path": str(job.interactions), "sha256": file_sha256(job.interactions)}
-    curation = curate(items, interactions, tree, config, progress=not job.quiet, **truth_options)
-    curation.report["inputs"] = {report.table: report.to_dict() for report in reports}
+    curation = curate(catalogue.items, catalogue.interactions, tree, config, progress=not job.quiet, **truth_options)
+    curation.report["inputs"] = {report.table: report.to_dict() for report in catalogue.reports}
     with ArtifactWriter(job.artifacts, CURATION_KIND, config_to_dict(config), inputs=inputs) as writer:
         save_curation(curation, tree, writer.dir)
-        for report in reports:
+        for report in catalogue.reports:
             report.bad_rows.to_parquet(writer.dir / f"bad_rows_{report.table}.parquet", index=False)
         writer.counts.update(
             examples=curation.report["examples_kept"],
@@ -130,12 +120,18 @@ def run(job: CurateJob) -> Path:
             clusters=curation.report["clusters"],
         )
     _print_report(curation.report, time.perf_counter() - started, writer.final_dir)
+    if len(curation.video_errors):
+        first = curation.video_errors.iloc[0]
+        print(
+            f"{len(curation.video_errors)} context items skipped, video or thumbnail unusable "
+            f"(first: {first['item_id']}: {first['error']}; all in video_errors.parquet)"
+        )
     return writer.final_dir
 
 
 def main(argv: list[str] | None = None) -> Path:
     """``run`` with options from the command line."""
-    return run(parse_config(CurateJob, argv, __doc__, "python -m serendip.jobs.curate"))
+    return run_job(run, CurateJob, argv, __doc__, "python -m serendip.jobs.curate")
 
 
 def _truth_match(tree_dir: Path) -> dict[str, str] | None:
@@ -164,6 +160,7 @@ def _print_report(report: dict, seconds: float, directory: Path) -> None:
             "clusters_covered_in_train",
             "clusters_with_full_top_k_in_train",
             "videos_unusable",
+            "video_variants",
         )
     }
     if "label_precision_vs_truth" in report:
@@ -172,7 +169,4 @@ def _print_report(report: dict, seconds: float, directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as error:
-        sys.exit(f"curate: {error}")
+    main()

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from serendip.artifacts.store import resolve_artifact
-from serendip.core.cli import CommaNames, parse_config
+from serendip.core.cli import CommaNames, run_job
+from serendip.core.errors import DataError
 from serendip.jobs.train_mllm import CURATION_KIND, MllmTrainingOptions
+from serendip.models.mllm.errors import MllmError
 from serendip.models.mllm.evaluation import plot_curves
 from serendip.models.mllm.pipeline import RunResult, train_planner
 from serendip.models.mllm.prompts import PromptVariant, VisualSetting
@@ -185,7 +187,8 @@ def run(job: MllmAblationsJob) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
     """``run`` with options from the command line."""
-    return run(parse_config(MllmAblationsJob, argv, __doc__, "python -m serendip.jobs.mllm_ablations"))
+    prog = "python -m serendip.jobs.mllm_ablations"
+    return run_job(run, MllmAblationsJob, argv, __doc__, prog, (DataError, MllmError))
 
 
 if __name__ == "__main__":

@@ -4,20 +4,21 @@ Paper §3.2: limiting batch inference to the most popular videos covers 80 % of 
 by impressions (ties by item id) and the shortest prefix reaching ``--coverage`` of all impressions is kept.
 Writes ``<artifacts>/corpus/<version>/corpus.parquet`` (rank, item_id, impressions, cumulative_impressions,
 cumulative_coverage); the achieved coverage and item count are printed and stored in the manifest counts.
+Items without an ``impressions`` column need ``--interactions`` (impressions are then counted from it).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
+from serendip.artifacts.catalogue import CatalogueSource, open_catalogue
 from serendip.artifacts.corpus import CorpusSelection, publish_corpus
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT
-from serendip.core.cli import parse_config
-from serendip.core.errors import DataError
+from serendip.core.cli import run_job
+from serendip.core.errors import SchemaError
+from serendip.core.schema import IMPRESSIONS_UNIFORM
 from serendip.offline.corpus import DEFAULT_COVERAGE, select_popular
 
 
@@ -35,10 +36,17 @@ class PopularCorpusJob(CatalogueSource):
 
 def run(job: PopularCorpusJob) -> tuple[Path, CorpusSelection]:
     """Select and publish the popular corpus; returns its version dir and the selection."""
-    items, inputs = load_catalogue(job, job.artifacts)
-    selection = select_popular(items, job.coverage)
-    corpus_dir = publish_corpus(job.artifacts, selection, inputs)
+    catalogue = open_catalogue(job, job.artifacts)
+    items_report = catalogue.reports[0]
+    if items_report.derived.get("impressions") == IMPRESSIONS_UNIFORM:
+        raise SchemaError(
+            f"{items_report.source} has no impressions column: pass --interactions interactions.parquet "
+            f"to count them, or add the column (docs/data.md §1)"
+        )
+    selection = select_popular(catalogue.items, job.coverage)
+    corpus_dir = publish_corpus(job.artifacts, selection, catalogue.inputs)
     if not job.quiet:
+        print(catalogue.summary())
         summary = selection.summary()
         print(
             f"popular corpus: {summary['items']} of {summary['catalogue_items']} items cover "
@@ -52,11 +60,8 @@ def run(job: PopularCorpusJob) -> tuple[Path, CorpusSelection]:
 
 def main(argv: list[str] | None = None) -> tuple[Path, CorpusSelection]:
     """``run`` with options from the command line."""
-    return run(parse_config(PopularCorpusJob, argv, __doc__, "python -m serendip.jobs.popular_corpus"))
+    return run_job(run, PopularCorpusJob, argv, __doc__, "python -m serendip.jobs.popular_corpus")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as error:
-        sys.exit(f"popular_corpus: {error}")
+    main()

@@ -5,7 +5,10 @@ serendipitous cluster of a context video in one of the paper's prompt variants (
 video_text, video_cot) with 1/2/4/8 sampled frames or the thumbnail, evaluates match rate, recall and
 recall@n on the held-out contexts at every checkpoint against popularity and random baselines, and publishes
 ``<artifacts>/mllm/<version>/``: planner.json, grammar.ebnf, descriptions.json, model/ (Hugging Face
-checkpoint), checkpoints/, train_log.jsonl, metrics.json, curves_*.png, manifest.json.
+checkpoint), checkpoints/, train_log.jsonl, metrics.json, curves_*.png, manifest.json. Without ``--variant`` it
+trains the first of video_cot, video_text, video_only, text_only the curation has rows for (a catalogue without
+videos: text_only) and says so; a ``--variant`` or ``--frames`` the curation lacks stops before training with the
+one that would work.
 
 Model: by default the embedded tiny Qwen2-VL (~3 M parameters, built from a config, tokenizer trained on the
 curated text; nothing is downloaded). ``--base-model PATH`` fine-tunes any local Qwen2-VL-family checkpoint
@@ -21,20 +24,31 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import transformers
 
-from serendip.artifacts.curation import CURATION_KIND
+from serendip.artifacts.curation import CURATION_FILES, CURATION_KIND
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
-from serendip.core.cli import parse_config
+from serendip.core.cli import run_job
+from serendip.core.errors import DataError
+from serendip.models.mllm.errors import MllmConfigError, MllmError
 from serendip.models.mllm.grammar import DEFAULT_MAX_REASONING_CHARS
 from serendip.models.mllm.pipeline import ModelChoice, train_planner
-from serendip.models.mllm.prompts import PromptVariant, VisualSetting
+from serendip.models.mllm.prompts import PromptVariant, VisualSetting, frame_mode
 from serendip.models.mllm.tiny_config import TinyModelSpec
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE
 from serendip.models.mllm.training import TrainingConfig
 from serendip.models.mllm.vision_inputs import DEFAULT_IMAGE_SIZE
+
+VARIANT_PREFERENCE = (
+    PromptVariant.VIDEO_COT,
+    PromptVariant.VIDEO_TEXT,
+    PromptVariant.VIDEO_ONLY,
+    PromptVariant.TEXT_ONLY,
+)
+"""Variants in the order a run without ``--variant`` tries them (the paper's best first)."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +140,8 @@ class MllmTrainingOptions:
 class TrainMllmJob(MllmTrainingOptions):
     """Options of one fine-tuning run: the prompt, then data, model and optimisation."""
 
-    variant: PromptVariant = PromptVariant.VIDEO_COT
-    """prompt variant, paper Fig. 2"""
+    variant: PromptVariant | None = None
+    """prompt variant, paper Fig. 2 (None: the first of video_cot, video_text, video_only, text_only curated)"""
     frames: str = "4"
     """video input: 1, 2, 4 or 8 sampled frames, or 'thumbnail'"""
     artifacts: Path = DEFAULT_ARTIFACTS_ROOT
@@ -138,7 +152,8 @@ def run(job: TrainMllmJob) -> Path:
     """Train, evaluate, publish; returns the artifact version directory."""
     job.prepare_torch()
     curation_dir = resolve_artifact(job.curation, CURATION_KIND)
-    config = job.training_config(job.variant, VisualSetting.parse(job.frames))
+    visual = VisualSetting.parse(job.frames)
+    config = job.training_config(supported_variant(curation_dir, job.variant, visual), visual)
     choice = job.model_choice()
     parameters = {"training": config.to_dict(), "model": choice.to_dict(), "heldout_limit": job.heldout_limit}
     with tempfile.TemporaryDirectory(prefix="train-mllm-") as scratch:
@@ -160,9 +175,35 @@ def run(job: TrainMllmJob) -> Path:
     return writer.final_dir
 
 
+def supported_variant(curation_dir: Path, requested: PromptVariant | None, visual: VisualSetting) -> PromptVariant:
+    """``requested`` when the curation has training rows for it, else (None requested) the best variant it has."""
+    sft = pd.read_parquet(curation_dir / CURATION_FILES["sft"], columns=["split", "variant", "frames"])
+    train = sft[sft["split"] == "train"]
+    available = set(zip(train["variant"], train["frames"], strict=True))
+    usable = [variant for variant in VARIANT_PREFERENCE if (str(variant), frame_mode(variant, visual)) in available]
+    if requested is None and usable:
+        if usable[0] is not VARIANT_PREFERENCE[0]:
+            print(f"variant {usable[0]}: the curation has no {VARIANT_PREFERENCE[0]} rows with frames={visual.name}")
+        return usable[0]
+    if requested is not None and requested in usable:
+        return requested
+    other_frames = sorted(frames for variant, frames in available if variant == requested)
+    if other_frames:
+        proposal = f"use --frames {other_frames[0]} (curated: {', '.join(other_frames)})"
+    elif usable:
+        proposal = f"use --variant {usable[0]}"
+    else:
+        proposal = "curate again with the variant and frames to train"
+    asked = f"variant={requested}" if requested else "any variant"
+    raise MllmConfigError(
+        f"{curation_dir} has no training rows for {asked} with frames={visual.name}; {proposal} "
+        f"(it has: {', '.join(f'{variant}/{frames}' for variant, frames in sorted(available)) or 'none'})"
+    )
+
+
 def main(argv: list[str] | None = None) -> Path:
     """``run`` with options from the command line."""
-    return run(parse_config(TrainMllmJob, argv, __doc__, "python -m serendip.jobs.train_mllm"))
+    return run_job(run, TrainMllmJob, argv, __doc__, "python -m serendip.jobs.train_mllm", (DataError, MllmError))
 
 
 if __name__ == "__main__":

@@ -310,10 +310,17 @@ def curate(
     clusters = tree.nodes_at(config.level)
     moved, uncovered = _ensure_coverage(candidates, split_of, checker, clusters)
     if uncovered and not config.allow_uncovered:
+        unusable = [check.error for check in checker.checks.values() if check.error]
+        media = (
+            f"; {len(unusable)} of {len(checker.checks)} context items checked had no usable video "
+            f"(first: {unusable[0]}); without usable videos curate the text_only variant only (--variants text_only)"
+            if unusable
+            else ""
+        )
         raise CurationError(
             f"{len(uncovered)} level-{config.level} cluster(s) have no usable serendipitous pair, so their "
             f"descriptions cannot appear in the training data: {uncovered[:10]}; add interactions, lower "
-            f"min_pairs, or pass allow_uncovered"
+            f"min_pairs, or pass allow_uncovered{media}"
         )
     kept = _select(candidates, split_of, checker, config.top_k_per_split, progress)
 

@@ -530,7 +530,10 @@ def split_levels(
     """(index path, member rows) of every node of the first ``levels`` levels, by recursive balanced k-means."""
     total_leaves = int(np.prod(config.branching))
     if len(items) < total_leaves:
-        raise TreeError(f"{len(items)} items cannot fill {total_leaves} leaves of branching {config.branching}")
+        raise TreeError(
+            f"{len(items)} items cannot fill {total_leaves} leaves of branching {config.branching}; "
+            f"choose a smaller branching (--branching)"
+        )
     rng = np.random.default_rng(config.seed)
     impressions = items["impressions"].to_numpy(dtype=np.float64)
     mass = np.ones(len(items)) if config.balance_by == "items" else np.maximum(impressions, 1)

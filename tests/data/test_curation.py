@@ -14,7 +14,7 @@ from serendip.artifacts.world import World
 from serendip.core.cluster_tree import ClusterTree
 from serendip.core.errors import CurationError
 from serendip.core.frames import read_video, uniform_frame_indices
-from serendip.core.prompts import ANSWER_MARKER, answer_description
+from serendip.core.prompts import ANSWER_MARKER, answer_description, target_text
 from serendip.offline.curation import CurationConfig, curate, mine_pairs
 
 
@@ -161,3 +161,8 @@ def test_text_only_curation_without_videos(world: World, kmeans_tree: ClusterTre
     result = curate(items, world.interactions, kmeans_tree, CurationConfig(top_k=2))
     assert set(result.sft["variant"]) == {"text_only"}
     assert result.report["video_variants"] == "disabled: no item has a video"
+
+
+def test_cot_target_adds_no_second_period() -> None:
+    assert target_text("video_cot", "kayak", "a red block") == f"the video shows a red block.\n{ANSWER_MARKER}kayak"
+    assert target_text("video_cot", "kayak", "A red block.") == f"the video shows A red block.\n{ANSWER_MARKER}kayak"

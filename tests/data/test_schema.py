@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from serendip.core.errors import SchemaError
-from serendip.core.schema import load_dataset, load_items, validate_items
+from serendip.core.schema import IMPRESSIONS_COUNTED, IMPRESSIONS_UNIFORM, load_dataset, load_items, validate_items
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def test_report_is_json_ready_with_actions_and_examples(bad_files: tuple[Path, P
 
 
 def test_missing_required_column_is_a_schema_error(tmp_path: Path) -> None:
-    pd.DataFrame({"item_id": ["a"], "title": ["t"]}).to_parquet(tmp_path / "items.parquet")
-    with pytest.raises(SchemaError, match=r"lacks required column\(s\) \['impressions'\]"):
+    pd.DataFrame({"item_id": ["a"], "impressions": [1]}).to_parquet(tmp_path / "items.parquet")
+    with pytest.raises(SchemaError, match=r"lacks required column\(s\) \['title'\]"):
         load_items(tmp_path / "items.parquet")
     with pytest.raises(SchemaError, match="does not exist"):
         load_items(tmp_path / "absent.parquet")
@@ -109,3 +109,32 @@ def test_tags_are_optional_lists_of_strings(tmp_path: Path) -> None:
     assert not report.reason_counts
     repaired, report = validate_items(items.assign(tags=[["x"], "not a list", [1, 2], None]))
     assert report.count("invalid_tags") == 2 and repaired["tags"].tolist() == [["x"], [], [], []]
+
+
+def test_summary_is_one_line_per_table(bad_files: tuple[Path, Path]) -> None:
+    dataset = load_dataset(*bad_files)
+    assert dataset.items_report.summary() == (
+        "items: 7 rows, 3 dropped (duplicate_item_id: 1, invalid_impressions: 1, missing_item_id: 1), "
+        "2 repaired (invalid_created_at: 1, invalid_taxonomy: 1, missing_title: 1, missing_video_file: 1)"
+    )
+    assert dataset.interactions_report.summary().startswith("interactions: 11 rows, 7 dropped (invalid_ts: 1, ")
+
+
+def test_impressions_are_counted_from_interactions_when_absent(tmp_path: Path) -> None:
+    pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["t"] * 3}).to_parquet(tmp_path / "items.parquet")
+    interactions = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "u2"],
+            "item_id": ["a", "b", "a", "zzz"],
+            "ts": "2026-01-01",
+            "satisfaction": 1.0,
+        }
+    )
+    interactions.to_parquet(tmp_path / "interactions.parquet")
+    dataset = load_dataset(tmp_path / "items.parquet", tmp_path / "interactions.parquet")
+    assert dataset.items["impressions"].tolist() == [2, 1, 0]  # valid interaction rows only (zzz is dropped)
+    assert dataset.items_report.derived == {"impressions": IMPRESSIONS_COUNTED}
+    assert dataset.items_report.summary().endswith("; impressions absent, counted from interactions")
+    alone, report = load_items(tmp_path / "items.parquet")
+    assert alone["impressions"].tolist() == [1, 1, 1] and report.derived == {"impressions": IMPRESSIONS_UNIFORM}
+    assert not report.reason_counts

@@ -115,3 +115,15 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     installation = replace(TritonInstallation.discover(), server_binary=tmp_path / "tritonserver")
     with pytest.raises(TritonNotInstalledError, match="tritonserver binary not found"):
         TritonServer(tmp_path, installation=installation).start()
+
+
+def test_server_environment_hides_activated_virtualenvs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /elsewhere/bin\n")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(venv / "bin"), "/usr/local/bin", "/usr/bin"]))
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    env = TritonInstallation.discover().environment()
+    assert env["PATH"].split(os.pathsep) == ["/usr/local/bin", "/usr/bin"]
+    assert "VIRTUAL_ENV" not in env
+    assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(TritonInstallation.discover().library_dir)

@@ -91,11 +91,27 @@ class TritonInstallation:
         return backend_root
 
     def environment(self) -> dict[str, str]:
-        """Environment for the server process: bundled libraries first on LD_LIBRARY_PATH."""
+        """Environment for the server process: bundled libraries first on LD_LIBRARY_PATH, no virtualenv on PATH.
+
+        The python-backend stub embeds the system libpython, which takes its standard library from the first
+        ``python3`` on PATH; an activated virtualenv's ``pyvenv.cfg`` would point it at another Python build's
+        extension modules (``_ssl`` then fails to load). The project's packages reach the stub another way
+        (``SERENDIP_SITE_DIRS``, see the python models).
+        """
         env = dict(os.environ)
         inherited = env.get("LD_LIBRARY_PATH", "")
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(self.library_dir), inherited) if p)
+        env["PATH"] = path_without_virtualenvs(env.get("PATH", ""))
+        env.pop("VIRTUAL_ENV", None)
         return env
+
+
+def path_without_virtualenvs(search_path: str) -> str:
+    """``search_path`` without the ``bin`` directories of virtual environments (those beside a ``pyvenv.cfg``)."""
+    kept = [
+        entry for entry in search_path.split(os.pathsep) if entry and not (Path(entry).parent / "pyvenv.cfg").exists()
+    ]
+    return os.pathsep.join(kept)
 
 
 def default_cache_dir() -> Path:

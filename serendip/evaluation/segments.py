@@ -11,7 +11,8 @@ bootstrap interval over the segment's users (``confidence.bootstrap``):
 
 Named summary lines ``<segment>_<arm>_<metric>: value [lo, hi]`` (e.g. ``fresh_mllm_pfr``,
 ``head_bandit_pfr``), plus ``<segment>_best_baseline_pfr``: the best non-treatment arm's (control or
-exploration) positive-feedback ratio in that segment.
+exploration) positive-feedback ratio in that segment. Each arm's entry also holds the shares of its plan
+sources and of its impressions' relations to the context, when the logs have them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 from functools import partial
 from typing import Any
+
+import pandas as pd
 
 from serendip.evaluation.confidence import bootstrap
 from serendip.evaluation.replay import EvaluationLogs, arm_data, estimate, metric_functions
@@ -43,6 +46,7 @@ def segment_summary(logs: EvaluationLogs, k: int = 10, resamples: int = 1000, se
                 short: bootstrap(partial(functions[metric or short], data), users, resamples, arm_seed).to_dict()
                 for short, metric in SEGMENT_METRICS.items()
             }
+            arms[arm.name] |= _shares(part.impressions[part.impressions["arm"] == arm.name])
         baselines = [arm.name for arm in part.arms if arm.role != "treatment"]
         best = max(baselines, key=lambda arm: _value(arms[arm]["pfr"]), default=None)
         result["segments"][name] = {"arms": arms, "best_baseline": best}
@@ -52,6 +56,16 @@ def segment_summary(logs: EvaluationLogs, k: int = 10, resamples: int = 1000, se
         if best is not None:
             result["lines"][f"{name}_best_baseline_pfr"] = arms[best]["pfr"]
     return result
+
+
+def _shares(impressions: pd.DataFrame) -> dict[str, dict[str, float]]:
+    shares = {}
+    if "plan_source" in impressions.columns and impressions["plan_source"].astype(bool).any():
+        per_request = impressions.drop_duplicates("request_id")["plan_source"]
+        shares["plan_source_shares"] = per_request.value_counts(normalize=True).sort_index().round(6).to_dict()
+    if "relation" in impressions.columns and len(impressions):
+        shares["relation_shares"] = impressions["relation"].value_counts(normalize=True).sort_index().round(6).to_dict()
+    return shares
 
 
 def _value(record: dict[str, float | None]) -> float:

@@ -211,12 +211,23 @@ def _upload_contents(fresh: FreshUploads, requests: list[EvaluationRequest], num
 
 
 def _arm_slates(
-    arms: list, requests: list[EvaluationRequest], job: EvaluateJob, warnings: dict[str, dict[str, int]]
+    arms: list,
+    requests: list[EvaluationRequest],
+    job: EvaluateJob,
+    warnings: dict[str, dict[str, int]],
+    fresh: list[EvaluationRequest] | None = None,
 ) -> dict[str, list[Slate]]:
+    """Every arm's slates for ``requests`` then ``fresh`` (in that order); the fresh requests run after the head
+    ones, so the head requests are served exactly as in a run without them (same load, nothing planned yet)."""
     slates = {}
     for arm in arms:
         with planner_warnings() as counts:
-            slates[arm.spec.name] = nominate(arm, requests, job.k, job.concurrency, job.timeout_s, not job.quiet)
+            slates[arm.spec.name] = [
+                slate
+                for group in (requests, fresh or [])
+                if group
+                for slate in nominate(arm, group, job.k, job.concurrency, job.timeout_s, not job.quiet)
+            ]
         if counts:
             warnings[arm.spec.name] = dict(counts)
     return slates
@@ -294,7 +305,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
         if job.oracle_arm:
             affine = affine_serving_clusters(world, tree, level, fresh_truth)
             arms.append(OracleArm(ORACLE, stack.retriever_address, affine))
-        slates = _arm_slates(arms, all_requests, job, planner_warning_counts)
+        slates = _arm_slates(arms, requests, job, planner_warning_counts, extra)
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
         protocol_check = _arm_slates([check], requests, job, planner_warning_counts)
     inputs = {kind: input_record(path) for kind, path in paths.items()}
@@ -316,7 +327,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
                 work_dir=report_dir / "text_only",
             ) as stack:
                 arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, job.num_clusters, content_of)
-                slates.update(_arm_slates([arm], all_requests, job, planner_warning_counts))
+                slates.update(_arm_slates([arm], requests, job, planner_warning_counts, extra))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -78,6 +78,7 @@ def test_segment_summary_is_exact_per_segment() -> None:
     assert lines["fresh_C_nir"] == 0.0 and lines["fresh_B_nir"] == 1.0 and lines["fresh_T_nir"] == 1.0
     assert summary["segments"]["fresh"]["best_baseline"] == "B" and lines["fresh_best_baseline_pfr"] == 0.5
     assert summary["segments"]["head"]["arms"]["T"]["users"] == 1
+    assert summary["segments"]["fresh"]["arms"]["B"]["relation_shares"] == {"random": 0.5, "serendipitous": 0.5}
     assert list(summary["segments"]) == ["head", "fresh"]
 
 

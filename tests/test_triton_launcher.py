@@ -15,11 +15,13 @@ import numpy as np
 import psutil
 import pytest
 import tritonclient.grpc as grpcclient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from triton_models.echo import write_echo_model
 from triton_models.installation import TritonInstallation, TritonNotInstalledError
 from triton_models.launcher import PROJECT_ROOT, TritonServer, TritonStartupError
-from triton_models.model_config import read_config
+from triton_models.model_config import python_backend_config, read_config
 
 
 def test_echo_round_trip_through_real_tritonserver(triton_echo_server: TritonServer) -> None:
@@ -40,6 +42,16 @@ def test_generated_config_parses_back(tmp_path: Path) -> None:
     assert config.dynamic_batching.max_queue_delay_microseconds == 1000
     assert [(t.name, list(t.dims)) for t in config.input] == [("INPUT0", [-1])]
     assert (model_dir / "1" / "model.py").is_file()
+
+
+def test_preferred_batch_sizes_need_dynamic_batching() -> None:
+    config = python_backend_config(
+        "m", [], [], max_batch_size=16, max_queue_delay_us=2000, preferred_batch_sizes=[8, 16]
+    )
+    parsed = text_format.Parse(text_format.MessageToString(config), model_config_pb2.ModelConfig())
+    assert list(parsed.dynamic_batching.preferred_batch_size) == [8, 16]
+    with pytest.raises(ValueError, match="need dynamic batching"):
+        python_backend_config("m", [], [], max_batch_size=16, preferred_batch_sizes=[8])
 
 
 def test_stop_terminates_server_process(tmp_path: Path) -> None:

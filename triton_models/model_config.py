@@ -36,11 +36,13 @@ def python_backend_config(
     *,
     max_batch_size: int = 0,
     max_queue_delay_us: int | None = None,
+    preferred_batch_sizes: Sequence[int] = (),
     instance_count: int = 1,
     gpu: bool = False,
     parameters: Mapping[str, str] | None = None,
 ) -> mc.ModelConfig:
-    """A python-backend model config; dynamic batching is on when ``max_queue_delay_us`` is given."""
+    """A python-backend model config; dynamic batching is on when ``max_queue_delay_us`` is given (the scheduler
+    then also stops waiting as soon as it holds one of ``preferred_batch_sizes``)."""
     config = mc.ModelConfig(
         name=name,
         backend="python",
@@ -58,6 +60,9 @@ def python_backend_config(
         if max_batch_size < 1:
             raise ValueError("dynamic batching needs max_batch_size >= 1")
         config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+        config.dynamic_batching.preferred_batch_size.extend(preferred_batch_sizes)
+    elif preferred_batch_sizes:
+        raise ValueError("preferred batch sizes need dynamic batching (max_queue_delay_us)")
     for key, value in (parameters or {}).items():
         config.parameters[key].string_value = value
     return config

@@ -13,6 +13,7 @@ kind's device).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -38,6 +39,7 @@ def seqrec_python_config(
     name: str = SEQREC.name,
     max_batch_size: int = 64,
     max_queue_delay_us: int | None = 1000,
+    preferred_batch_sizes: Sequence[int] = (),
     instance_count: int = 1,
     gpu: bool = False,
     torch_threads: int = 1,
@@ -54,6 +56,7 @@ def seqrec_python_config(
         outputs=[USER_EMBEDDING.with_dims((artifact.config.hidden,))],
         max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us,
+        preferred_batch_sizes=preferred_batch_sizes,
         instance_count=instance_count,
         gpu=gpu,
         parameters={

@@ -26,7 +26,9 @@ from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import LIBTORCH_CONFIG_FILE, REPOSITORY_KIND
 from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
-from serendip.core.cli import parse_config
+from serendip.core.cli import run_job
+from serendip.core.errors import DataError
+from serendip.models.mllm.errors import MllmError
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
 from triton_models.seqrec import SeqrecFormat, seqrec_libtorch_config, write_seqrec_model
@@ -111,8 +113,8 @@ def run(job: BuildEnginesJob) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """``run`` with options from the command line."""
-    return run(parse_config(BuildEnginesJob, argv, __doc__, "python -m triton_models.build_engines"))
+    """``run`` with options from the command line; a missing or stale artifact ends as one line naming it."""
+    return run_job(run, BuildEnginesJob, argv, __doc__, "python -m triton_models.build_engines", (DataError, MllmError))
 
 
 if __name__ == "__main__":

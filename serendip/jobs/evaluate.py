@@ -50,8 +50,9 @@ from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import input_record, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND, FreshUploads, load_fresh_uploads, load_world
-from serendip.core.cli import parse_config
+from serendip.core.cli import run_job
 from serendip.core.cluster_tree import ClusterTree
+from serendip.core.errors import DataError
 from serendip.core.schema import load_items
 from serendip.evaluation import metrics
 from serendip.evaluation.arms import (
@@ -73,7 +74,7 @@ from serendip.evaluation.buckets import (
     visual_scores_for,
     world_visual_scores,
 )
-from serendip.evaluation.replay import HEAD, ArmSpec, EvaluationLogs, replay_metrics
+from serendip.evaluation.replay import HEAD, ArmSpec, EvaluationLogs, LogsError, replay_metrics
 from serendip.evaluation.report import write_report
 from serendip.evaluation.segments import segment_summary, summary_line
 from serendip.evaluation.simulator import (
@@ -448,8 +449,8 @@ def run(job: EvaluateJob) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """``run`` with options from the command line."""
-    return run(parse_config(EvaluateJob, argv, __doc__, "python -m serendip.jobs.evaluate"))
+    """``run`` with options from the command line; a data or log error ends as one line naming it."""
+    return run_job(run, EvaluateJob, argv, __doc__, "python -m serendip.jobs.evaluate", (DataError, LogsError))
 
 
 if __name__ == "__main__":

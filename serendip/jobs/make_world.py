@@ -11,15 +11,13 @@ See docs/data.md for the design.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, read_manifest
-from serendip.core.cli import CommaInts, parse_config
-from serendip.core.errors import DataError
+from serendip.core.cli import CommaInts, run_job
 from serendip.offline.world import WORLD_PRESETS, WorldConfig, generate_world
 
 _WORLD = WorldConfig()
@@ -112,12 +110,9 @@ def run(job: MakeWorldJob) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """``run`` with options from the command line."""
-    return run(parse_config(MakeWorldJob, argv, __doc__, "python -m serendip.jobs.make_world"))
+    """``run`` with options from the command line; a data error ends as one line naming it."""
+    return run_job(run, MakeWorldJob, argv, __doc__, "python -m serendip.jobs.make_world")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as error:
-        sys.exit(f"make_world: {error}")
+    main()

@@ -236,10 +236,6 @@ CASES: list[tuple[str, ModuleType, Breakage, str, bool, str]] = [
         "is not an artifact",
     ),
 ]
-_NOT_MAPPED = pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="evaluate.main does not map its errors to an exit line yet (run_job)"
-)
-"""evaluate.py belongs to the evaluation work in progress; these cases pass once its main uses run_job."""
 
 
 def _run(job: ModuleType, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -320,11 +316,10 @@ def _replay_logs(directory: Path, items: pd.DataFrame) -> Path:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        pytest.param("--replay {tmp}", "arms.json is missing", marks=_NOT_MAPPED, id="logs-missing-file"),
+        pytest.param("--replay {tmp}", "arms.json is missing", id="logs-missing-file"),
         pytest.param(
             "--replay {logs} --items {logs}/items.parquet",
             "lacks required column(s) ['title']",
-            marks=_NOT_MAPPED,
             id="items-missing-column",
         ),
     ],

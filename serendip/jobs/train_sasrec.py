@@ -73,7 +73,7 @@ def _data_directory(job: TrainSasrecJob) -> Path:
     """``--data`` as a dir of parquet files or a world artifact; without it, the world of ``--artifacts``."""
     if job.data is not None and (job.data / "items.parquet").is_file():
         return job.data
-    return resolve_artifact(job.data or job.artifacts, WORLD_KIND)
+    return resolve_artifact(job.data or job.artifacts / WORLD_KIND, WORLD_KIND)
 
 
 def _dropped_rows_line(dataset: Dataset) -> str:

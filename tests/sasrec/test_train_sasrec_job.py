@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.store import ArtifactWriter, read_manifest
-from serendip.core.errors import SchemaError
+from serendip.core.errors import ArtifactError, SchemaError
 from serendip.jobs import train_sasrec
 from tests.retriever.chain_world import chain_interactions
 
@@ -41,6 +41,11 @@ def test_artifacts_root_alone_trains_on_its_own_world(tmp_path: Path, monkeypatc
     assert read_manifest(version_dir)["inputs"]["data"]["path"] == str(world_dir)
     metrics = json.loads((version_dir / "metrics.json").read_text())
     assert metrics["loss"] == "full" and metrics["sasrec"]["cases"] == 40  # 40 items: auto keeps full softmax
+
+
+def test_artifacts_root_without_a_world_names_the_world_it_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=r"empty/world is not an artifact"):
+        train_sasrec.main(["--artifacts", str(tmp_path / "empty")])
 
 
 def test_dropped_rows_are_reported_in_the_artifact_and_on_the_console(

@@ -1,7 +1,7 @@
 """``python -m serendip.jobs.train_sasrec``: train the SASRec retriever on positive-feedback sessions.
 
 Reads items.parquet + interactions.parquet (a world artifact, by default <artifacts>/world, or your own
-data, validated on load: bad rows are dropped, counted in report.json and summed up on the console; a missing
+data, validated on load: bad rows are dropped, counted in report.json and summed up in one console line; a missing
 column or unreadable file stops the job with a one-line error), trains SASRec with full softmax, or sampled
 softmax with the logQ correction above 20,000 items (--loss), evaluates leave-last-out full ranking against
 a popularity baseline, and publishes a versioned ``sasrec`` artifact (TorchScript user encoder, item
@@ -11,7 +11,6 @@ embeddings .npy, vocabulary, metrics, training log, report, manifest).
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import numpy as np
 from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecConfig, write_input_report
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
 from serendip.artifacts.world import WORLD_KIND
-from serendip.core.cli import parse_config
+from serendip.core.cli import run_job
 from serendip.core.errors import DataError
-from serendip.core.schema import Dataset, load_dataset
+from serendip.core.schema import load_dataset
 from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.losses import LossKind, resolve_loss
 from serendip.models.sasrec.ranking_metrics import evaluate, popularity_scores
@@ -76,20 +75,11 @@ def _data_directory(job: TrainSasrecJob) -> Path:
     return resolve_artifact(job.data or job.artifacts / WORLD_KIND, WORLD_KIND)
 
 
-def _dropped_rows_line(dataset: Dataset) -> str:
-    """One console line: rows dropped per input table, with the reasons."""
-    parts = []
-    for report in (dataset.items_report, dataset.interactions_report):
-        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(report.reason_counts.items()))
-        parts.append(f"{report.table} {report.rows_dropped}/{report.rows_total}" + (f" ({reasons})" if reasons else ""))
-    return "rows dropped: " + "; ".join(parts) + " (report.json)"
-
-
 def run(job: TrainSasrecJob) -> Path:
     """Train, evaluate, publish; returns the artifact version directory."""
     data_dir = _data_directory(job)
     dataset = load_dataset(data_dir / "items.parquet", data_dir / "interactions.parquet")
-    print(_dropped_rows_line(dataset), flush=True)
+    print("; ".join(report.summary() for report in (dataset.items_report, dataset.interactions_report)), flush=True)
     vocabulary = ItemVocabulary(dataset.items["item_id"].tolist())
     split = leave_last_out(positive_sequences(dataset.interactions, vocabulary, job.min_satisfaction))
     if not split.test:
@@ -148,11 +138,8 @@ def run(job: TrainSasrecJob) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
     """``run`` with options from the command line."""
-    return run(parse_config(TrainSasrecJob, argv, __doc__, "python -m serendip.jobs.train_sasrec"))
+    return run_job(run, TrainSasrecJob, argv, __doc__, "python -m serendip.jobs.train_sasrec")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as error:
-        sys.exit(f"train_sasrec: {error}")
+    main()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.store import ArtifactWriter, read_manifest
-from serendip.core.errors import ArtifactError, SchemaError
+from serendip.core.errors import ArtifactError
 from serendip.jobs import train_sasrec
 from tests.retriever.chain_world import chain_interactions
 
@@ -45,7 +45,7 @@ def test_artifacts_root_alone_trains_on_its_own_world(tmp_path: Path, monkeypatc
 
 def test_artifacts_root_without_a_world_names_the_world_it_looked_for(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"empty/world is not an artifact"):
-        train_sasrec.main(["--artifacts", str(tmp_path / "empty")])
+        train_sasrec.run(train_sasrec.TrainSasrecJob(artifacts=tmp_path / "empty"))
 
 
 def test_dropped_rows_are_reported_in_the_artifact_and_on_the_console(
@@ -65,8 +65,9 @@ def test_dropped_rows_are_reported_in_the_artifact_and_on_the_console(
 
     version_dir = train_sasrec.main(["--data", str(world_dir), "--artifacts", str(tmp_path), *TINY_MODEL])
 
-    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("rows dropped:"))
-    assert "interactions 3/483" in line and "unknown_item 1" in line and "satisfaction_out_of_range 1" in line
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("items: "))
+    assert "; interactions: 483 rows, 3 dropped (" in line
+    assert "missing_user_id: 1" in line and "satisfaction_out_of_range: 1" in line and "unknown_item: 1" in line
     report = json.loads((version_dir / "report.json").read_text())["inputs"]["interactions"]
     assert report["rows_dropped"] == 3 and report["reasons"]["missing_user_id"]["example_rows"] == [482]
     assert len(pd.read_parquet(version_dir / "bad_rows_interactions.parquet")) == 3
@@ -97,8 +98,11 @@ def test_missing_column_stops_the_command_with_one_line_naming_it(tmp_path: Path
     assert not (tmp_path / "sasrec").exists()
 
 
-def test_unreadable_interactions_raise_the_schema_error_the_command_prints(tmp_path: Path) -> None:
+def test_unreadable_interactions_end_the_command_with_one_line_naming_the_file(tmp_path: Path) -> None:
     data = _data_dir(tmp_path, b"not parquet")
-    with pytest.raises(SchemaError, match=r"interactions file .*interactions.parquet is not a readable parquet"):
+    with pytest.raises(SystemExit) as exit_info:
         train_sasrec.main(["--data", str(data), "--artifacts", str(tmp_path)])
-    assert not (tmp_path / "sasrec").exists()
+    message = str(exit_info.value.code)
+    assert message.startswith("train_sasrec: interactions file ")
+    assert "interactions.parquet is not a readable parquet file" in message
+    assert "\n" not in message and not (tmp_path / "sasrec").exists()

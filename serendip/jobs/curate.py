@@ -163,6 +163,8 @@ def _print_report(report: dict, seconds: float, directory: Path) -> None:
             "video_variants",
         )
     }
+    if "frame_modes" in report:
+        summary["frame_modes"] = report["frame_modes"]
     if "label_precision_vs_truth" in report:
         summary["label_precision_vs_truth"] = report["label_precision_vs_truth"]
     print(json.dumps(summary, indent=1))

@@ -21,7 +21,7 @@ from serendip.core.cli import CommaInts, run_job
 from serendip.offline.world import WORLD_PRESETS, WorldConfig, generate_world
 
 _WORLD = WorldConfig()
-WorldPreset = Literal["default", "hard"]
+WorldPreset = Literal["default", "hard", "thumbnail"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class MakeWorldJob:
     """Options of one world (defaults: the demo world, ~10-20 s on 2 cores)."""
 
     preset: WorldPreset = "default"
-    """default: the demo world; hard: weak/misleading titles and videos, clusters only in co-engagement and tags"""
+    """default: the demo world; hard: weak/misleading titles and videos, clusters only in co-engagement and tags;
+    thumbnail: the default world with a JPEG poster per item and no videos"""
     items: int = _WORLD.num_items
     """number of videos"""
     users: int = _WORLD.num_users

@@ -7,8 +7,9 @@ recall@n on the held-out contexts at every checkpoint against popularity and ran
 ``<artifacts>/mllm/<version>/``: planner.json, grammar.ebnf, descriptions.json, model/ (Hugging Face
 checkpoint), checkpoints/, train_log.jsonl, metrics.json, curves_*.png, manifest.json. Without ``--variant`` it
 trains the first of video_cot, video_text, video_only, text_only the curation has rows for (a catalogue without
-videos: text_only) and says so; a ``--variant`` or ``--frames`` the curation lacks stops before training with the
-one that would work.
+media: text_only) and says so; a curation of thumbnails only (no videos) trains on the thumbnail whatever
+``--frames`` says; a ``--variant`` or ``--frames`` the curation lacks stops before training with the one that
+would work.
 
 Model: by default the embedded tiny Qwen2-VL (~3 M parameters, built from a config, tokenizer trained on the
 curated text; nothing is downloaded). ``--base-model PATH`` fine-tunes any local Qwen2-VL-family checkpoint
@@ -36,7 +37,7 @@ from serendip.core.errors import DataError
 from serendip.models.mllm.errors import MllmConfigError, MllmError
 from serendip.models.mllm.grammar import DEFAULT_MAX_REASONING_CHARS
 from serendip.models.mllm.pipeline import ModelChoice, train_planner
-from serendip.models.mllm.prompts import PromptVariant, VisualSetting, frame_mode
+from serendip.models.mllm.prompts import NO_FRAMES, THUMBNAIL, PromptVariant, VisualSetting, frame_mode
 from serendip.models.mllm.tiny_config import TinyModelSpec
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE
 from serendip.models.mllm.training import TrainingConfig
@@ -152,7 +153,7 @@ def run(job: TrainMllmJob) -> Path:
     """Train, evaluate, publish; returns the artifact version directory."""
     job.prepare_torch()
     curation_dir = resolve_artifact(job.curation, CURATION_KIND)
-    visual = VisualSetting.parse(job.frames)
+    visual = curated_visual(curation_dir, VisualSetting.parse(job.frames))
     config = job.training_config(supported_variant(curation_dir, job.variant, visual), visual)
     choice = job.model_choice()
     parameters = {"training": config.to_dict(), "model": choice.to_dict(), "heldout_limit": job.heldout_limit}
@@ -173,6 +174,17 @@ def run(job: TrainMllmJob) -> Path:
     print(json.dumps({key: result.metrics[key] for key in ("model", "baselines", "training")}, indent=2))
     print(f"published {writer.final_dir}")
     return writer.final_dir
+
+
+def curated_visual(curation_dir: Path, visual: VisualSetting) -> VisualSetting:
+    """``visual``, or the thumbnail when that is the curation's only visual frame mode (a catalogue of images,
+    no video: the thumbnail stands in for the sampled frames), with a console line."""
+    sft = pd.read_parquet(curation_dir / CURATION_FILES["sft"], columns=["split", "frames"])
+    modes = set(sft.loc[(sft["split"] == "train") & (sft["frames"] != NO_FRAMES), "frames"])
+    if modes == {THUMBNAIL} and not visual.thumbnail:
+        print(f"frames=thumbnail: the curation has no video frames (frames={visual.name} asked), only thumbnails")
+        return VisualSetting.parse(THUMBNAIL)
+    return visual
 
 
 def supported_variant(curation_dir: Path, requested: PromptVariant | None, visual: VisualSetting) -> PromptVariant:

@@ -164,9 +164,11 @@ class _VideoCheck:
 
 
 class _VideoChecker:
-    def __init__(self, items: pd.DataFrame, needs_video: bool) -> None:
+    def __init__(self, items: pd.DataFrame, needs_video: bool, thumbnails_only: bool = False) -> None:
         self.records = items.set_index("item_id")
         self.needs_video = needs_video
+        self.thumbnails_only = thumbnails_only
+        """No item has a video: a context is usable when its thumbnail image reads (frame count 0)."""
         self.checks: dict[str, _VideoCheck] = {}
 
     def check(self, item_id: str) -> _VideoCheck:
@@ -176,6 +178,15 @@ class _VideoChecker:
 
     def _check(self, item_id: str) -> _VideoCheck:
         if not self.needs_video:
+            return _VideoCheck()
+        if self.thumbnails_only:
+            thumbnail_path = self.records.at[item_id, "thumbnail_path"]
+            if not thumbnail_path:
+                return _VideoCheck(error="no thumbnail_path (missing file or not given)")
+            try:
+                load_image(thumbnail_path)
+            except VideoDecodeError as error:
+                return _VideoCheck(error=str(error))
             return _VideoCheck()
         video_path = self.records.at[item_id, "video_path"]
         if not video_path:
@@ -237,7 +248,10 @@ def _frame_modes(config: CurationConfig) -> list[str]:
     return [str(count) for count in config.frame_counts] + ([THUMBNAIL] if config.include_thumbnail else [])
 
 
-def _sft_rows(examples: pd.DataFrame, config: CurationConfig, video_variants: tuple[str, ...]) -> pd.DataFrame:
+def _sft_rows(
+    examples: pd.DataFrame, config: CurationConfig, video_variants: tuple[str, ...], thumbnails_only: bool = False
+) -> pd.DataFrame:
+    frame_modes = [THUMBNAIL] if thumbnails_only else _frame_modes(config)
     rows = []
     for example in examples.itertuples(index=False):
         base = {
@@ -252,9 +266,7 @@ def _sft_rows(examples: pd.DataFrame, config: CurationConfig, video_variants: tu
         for variant in config.variants:
             if variant == "video_cot" and not example.video_description:
                 continue
-            modes = (
-                _frame_modes(config) if variant in video_variants else ([NO_FRAMES] if variant == "text_only" else [])
-            )
+            modes = frame_modes if variant in video_variants else ([NO_FRAMES] if variant == "text_only" else [])
             for mode in modes:
                 if mode == NO_FRAMES:
                     indices, image_path = [], None
@@ -298,8 +310,11 @@ def curate(
     if config.level > tree.num_levels:
         raise ConfigError(f"level {config.level} exceeds the tree's {tree.num_levels} levels")
     has_any_video = bool(items["video_path"].notna().any())
-    video_variants = tuple(variant for variant in config.variants if variant in VIDEO_VARIANTS) if has_any_video else ()
-    checker = _VideoChecker(items, needs_video=bool(video_variants))
+    # A catalogue of images (thumbnails, no video): the video variants see the thumbnail as their one frame.
+    thumbnails_only = not has_any_video and config.include_thumbnail and bool(items["thumbnail_path"].notna().any())
+    has_visual = has_any_video or thumbnails_only
+    video_variants = tuple(variant for variant in config.variants if variant in VIDEO_VARIANTS) if has_visual else ()
+    checker = _VideoChecker(items, needs_video=bool(video_variants), thumbnails_only=thumbnails_only)
 
     classified = classify_pairs(mine_pairs(interactions), tree, config.level, config.delta)
     aggregated = aggregate_serendipitous(classified)
@@ -341,7 +356,7 @@ def curate(
         thumbnail_frame=kept["context_item_id"].map(lambda item: checker.check(item).thumbnail_frame),
         video_description=kept["context_item_id"].map(lambda item: texts.get(item)),
     )
-    sft = _sft_rows(examples, config, video_variants)
+    sft = _sft_rows(examples, config, video_variants, thumbnails_only)
 
     candidates = candidates.assign(split=candidates["context_item_id"].map(split_of))
     kept_keys = set(zip(kept["context_item_id"], kept["label_cluster_id"], strict=True))
@@ -362,6 +377,8 @@ def curate(
     )
     report = _report(classified, aggregated, candidates, examples, sft, coverage, errors, moved, uncovered, config)
     report["video_variants"] = list(video_variants) or "disabled: no item has a video"
+    if thumbnails_only:
+        report["frame_modes"] = "thumbnail only: no item has a video"
     if truth_good_clusters is not None and truth_cluster_of is not None and len(examples):
         hits = [
             truth_cluster_of.get(cluster) in truth_good_clusters.get(context, [])

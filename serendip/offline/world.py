@@ -84,6 +84,9 @@ class WorldConfig:
     fps: int = 8
     num_frames: int = 24
     with_video: bool = True
+    thumbnail_only: bool = False
+    """Write each item's JPEG thumbnail (the frame ``select_thumbnail_index`` picks from its rendered frames) but
+    no mp4: items get a ``thumbnail_path`` and no ``video_path`` (the ``thumbnail`` preset; needs ``with_video``)."""
     include_taxonomy: bool = False
     vague_title_fraction: float = 0.2
     misleading_title_fraction: float = 0.1
@@ -141,8 +144,12 @@ class WorldConfig:
             raise ConfigError(f"fresh_uploads must be >= 0, got {self.fresh_uploads}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready parameters (for manifests)."""
-        return asdict(self)
+        """JSON-ready parameters (for manifests); ``thumbnail_only`` only when set, so the parameters (and the
+        version names) of worlds with videos stay as they were before the field existed."""
+        parameters = asdict(self)
+        if not self.thumbnail_only:
+            del parameters["thumbnail_only"]
+        return parameters
 
 
 WORLD_PRESETS: dict[str, dict[str, Any]] = {
@@ -154,10 +161,13 @@ WORLD_PRESETS: dict[str, dict[str, Any]] = {
         "tags_per_item": 3,
         "tag_noise": 0.5,
     },
+    "thumbnail": {"thumbnail_only": True},
 }
 """Named overrides of :class:`WorldConfig`. ``hard``: 70 % vague and 20 % misleading titles, 85 % of videos
 painted like a random leaf, and 3 tags per item of which half on average are noise -- the clusters show
-reliably only in co-engagement, and partly in the tags (the real-catalogue case the tree builder must handle)."""
+reliably only in co-engagement, and partly in the tags (the real-catalogue case the tree builder must handle).
+``thumbnail``: the default world with a JPEG poster per item and no video (a catalogue of images): the same
+draws, so the same items, titles, logs and thumbnail pixels as ``default``."""
 
 
 # --- taxonomy -----------------------------------------------------------------------------------------------
@@ -372,7 +382,7 @@ def _make_catalogue(config: WorldConfig, rng: np.random.Generator) -> _Catalogue
                 "item_id": item_id,
                 "title": title,
                 "description": None,
-                "video_path": f"videos/{item_id}.mp4" if config.with_video else None,
+                "video_path": f"videos/{item_id}.mp4" if config.with_video and not config.thumbnail_only else None,
                 "thumbnail_path": f"thumbnails/{item_id}.jpg" if config.with_video else None,
                 "impressions": int(impressions[index]),
                 "created_at": created_at[index],
@@ -447,7 +457,9 @@ def _make_fresh_uploads(config: WorldConfig, tree: ClusterTree, logs_end: dt.dat
                 "item_id": item_id,
                 "title": title,
                 "description": None,
-                "video_path": f"{FRESH_VIDEOS}/{item_id}.mp4" if config.with_video else None,
+                "video_path": f"{FRESH_VIDEOS}/{item_id}.mp4"
+                if config.with_video and not config.thumbnail_only
+                else None,
                 "thumbnail_path": f"{FRESH_THUMBNAILS}/{item_id}.jpg" if config.with_video else None,
                 "impressions": 0,
                 "created_at": created_at,
@@ -570,19 +582,20 @@ def _make_interactions(
     return frame.sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
 
 
-def _write_item_media(task: tuple[dict[str, Any], str, int, int, int, str, str]) -> dict[str, Any]:
-    spec, directory, size, num_frames, fps, videos, thumbnails = task
+def _write_item_media(task: tuple[dict[str, Any], str, int, int, int, str, str, bool]) -> dict[str, Any]:
+    spec, directory, size, num_frames, fps, videos, thumbnails, thumbnail_only = task
     item_id = spec["item_id"]
     video_path = os.path.join(directory, videos, f"{item_id}.mp4")
     thumbnail_path = os.path.join(directory, thumbnails, f"{item_id}.jpg")
     frames = render_frames(spec, size, num_frames)
-    encode_video(frames, video_path, fps)
+    if not thumbnail_only:
+        encode_video(frames, video_path, fps)
     thumbnail_frame = select_thumbnail_index(frames)
     save_jpeg(frames[thumbnail_frame], thumbnail_path)
     return {
         "item_id": item_id,
-        "video_sha256": file_sha256(video_path),
-        "video_bytes": os.path.getsize(video_path),
+        "video_sha256": None if thumbnail_only else file_sha256(video_path),
+        "video_bytes": 0 if thumbnail_only else os.path.getsize(video_path),
         "frame_count": num_frames,
         "fps": fps,
         "width": size,
@@ -600,12 +613,24 @@ def _write_media(
     subdirectories: tuple[str, str] = ("videos", "thumbnails"),
 ) -> pd.DataFrame:
     videos, thumbnails = subdirectories
-    (directory / videos).mkdir()
+    if not config.thumbnail_only:
+        (directory / videos).mkdir()
     (directory / thumbnails).mkdir()
     tasks = [
-        (spec, str(directory), config.frame_size, config.num_frames, config.fps, videos, thumbnails) for spec in specs
+        (
+            spec,
+            str(directory),
+            config.frame_size,
+            config.num_frames,
+            config.fps,
+            videos,
+            thumbnails,
+            config.thumbnail_only,
+        )
+        for spec in specs
     ]
-    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, f"encoding {videos}", progress))
+    label = f"rendering {thumbnails}" if config.thumbnail_only else f"encoding {videos}"
+    return pd.DataFrame(map_tasks(_write_item_media, tasks, config.workers, label, progress))
 
 
 def _write_fresh_uploads(config: WorldConfig, fresh: _Catalogue, directory: Path, progress: bool) -> None:
@@ -661,7 +686,8 @@ def generate_world(
                 "nodes_per_level": {level: len(catalogue.tree.nodes_at(level)) for level in range(1, WORLD_LEVELS + 1)},
                 "title_kinds": catalogue.truth["title_kind"].value_counts().to_dict(),
                 "transitions": relation_counts,
-                "videos": len(catalogue.items) if config.with_video else 0,
+                "videos": len(catalogue.items) if config.with_video and not config.thumbnail_only else 0,
+                **({"thumbnails": len(catalogue.items)} if config.thumbnail_only else {}),
                 "fresh_uploads": config.fresh_uploads,
             }
         )

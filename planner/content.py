@@ -95,6 +95,10 @@ class ItemStore:
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._rows
 
+    def titles(self) -> dict[str, str]:
+        """Item id -> title of every catalogue item."""
+        return {item_id: row["title"] or "" for item_id, row in self._rows.items()}
+
     def title(self, item_id: str) -> str:
         """The item's title ('' when unknown)."""
         return (self._rows.get(item_id) or {}).get("title") or ""

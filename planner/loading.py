@@ -8,6 +8,7 @@ from planner.content import ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import MllmClient
 from planner.overlay import OverlayPlans
+from planner.placement import TitlePlacement
 from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planner, PlannerSettings
 from planner.popular import PopularInCluster
@@ -47,6 +48,8 @@ def load_planner(
         lineage = {"curation_version": curation.manifest["version"]}
         overlay = OverlayPlans(OverlayStore(overlay_root, mllm_sha256, lineage))
     items = ItemStore.load(items_path) if items_path else None
+    tree = curation.tree
+    cluster_of = {item_id: cluster for item_id in tree.item_ids if (cluster := tree.node_of(item_id, level))}
     return Planner(
         tree=curation.tree,
         level=level,
@@ -58,4 +61,5 @@ def load_planner(
         popular=PopularInCluster(curation.tree, level, items.impressions if items else {}),
         settings=settings,
         overlay=overlay,
+        placement=TitlePlacement(items.titles(), cluster_of) if items else None,
     )

@@ -24,6 +24,7 @@ from planner.fallback import FallbackPolicy
 from planner.live import LivePlan, MllmClient
 from planner.nearline import MissQueue, NearlineWorker, QueuedMiss
 from planner.overlay import OverlayPlans
+from planner.placement import TitlePlacement
 from planner.plan_watcher import PlanTableWatcher
 from planner.popular import PopularInCluster
 from serendip.artifacts.plans import DEFAULT_TOP_N, plan_rows
@@ -103,6 +104,7 @@ class Planner:
         settings: PlannerSettings | None = None,
         overlay: OverlayPlans | None = None,
         popular: PopularInCluster | None = None,
+        placement: TitlePlacement | None = None,
     ) -> None:
         self.tree = tree
         self.level = level
@@ -115,6 +117,7 @@ class Planner:
         self.live = LiveAdmission(self.settings.live_max_in_flight, self.settings.live_prior_s)
         self.overlay = overlay
         self.popular = popular or PopularInCluster(tree, level, items.impressions if items else {})
+        self.placement = placement
         self.misses = (
             MissQueue(self.settings.nearline_max_queued, self.settings.nearline_max_queued_with_pixels)
             if overlay is not None and mllm is not None
@@ -134,6 +137,13 @@ class Planner:
     def context_cluster(self, item_id: str) -> str | None:
         """The item's planning-level cluster, None when the item is not in the tree."""
         return self._cluster_of.get(item_id)
+
+    def placed_cluster(self, item_id: str, content: ContextContent | None) -> str | None:
+        """The item's cluster, or for an item outside the tree the cluster its title places it in (else None)."""
+        cluster = self._cluster_of.get(item_id)
+        if cluster is None and content is not None and self.placement is not None:
+            return self.placement.place(content.title)
+        return cluster
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
         """Planning-level clusters of the known history items."""
@@ -172,8 +182,10 @@ class Planner:
         if cached is not None:  # a fresh upload planned earlier from its content is a hit without content
             self._count(Source.CACHE)
             return PlanOutcome(demote_recent(cached[0], recent, n), Source.CACHE, cached[1], context_cluster)
-        if context_cluster is None and request_content is None:
-            raise NotFoundError("context_item.item_id", f"unknown item {item_id!r} and no context_content given")
+        if context_cluster is None:
+            if request_content is None:
+                raise NotFoundError("context_item.item_id", f"unknown item {item_id!r} and no context_content given")
+            context_cluster = self.placed_cluster(item_id, request_content)  # a fresh upload, placed by its title
         live = await self._live(item_id, request_content, context_cluster, deadline)
         if live is not None:
             self._count(Source.LIVE)
@@ -285,7 +297,7 @@ class Planner:
     async def _plan_miss(self, miss: QueuedMiss) -> list[dict[str, Any]] | None:
         if self.cached(miss.item_id) is not None:
             return None  # planned meanwhile (a LIVE run or a new batch table)
-        plan = await self.plan_with_model(miss.item_id, miss.content, self.context_cluster(miss.item_id))
+        plan = await self.plan_with_model(miss.item_id, miss.content, self.placed_cluster(miss.item_id, miss.content))
         return plan_rows(miss.item_id, _with_reasoning(plan)) if plan is not None else None
 
     async def _write_nearline(self, rows: Sequence[dict[str, Any]]) -> None:

@@ -1,0 +1,65 @@
+"""Fresh uploads placed in the tree by their title, and the Planner using the placement for an unknown item."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from planner.content import ContextContent
+from planner.fallback import FallbackCluster, FallbackPolicy
+from planner.placement import TitlePlacement
+from planner.planning import Planner, Source
+from serendip.service.deadlines import Deadline
+from tests.retriever.chain_world import build_tree
+
+TOPIC_WORDS = {"c3-000": "kayak", "c3-001": "lantern", "c3-010": "waffle", "c3-011": "koala"}
+
+
+def _catalogue() -> tuple[dict[str, str], dict[str, str]]:
+    """Titles naming their cluster's topic word (plus filler), and the cluster of each item."""
+    titles, cluster_of = {}, {}
+    for number, (cluster, word) in enumerate(TOPIC_WORDS.items()):
+        for copy in range(5):
+            item_id = f"i{number}{copy}"
+            titles[item_id] = f"quick {word} guide part {copy}" if copy < 4 else "wait for the end"
+            cluster_of[item_id] = cluster
+    return titles, cluster_of
+
+
+def test_a_title_is_placed_where_its_nearest_titles_are() -> None:
+    placement = TitlePlacement(*_catalogue())
+    assert placement.place("my first kayak trip") == "c3-000"
+    assert placement.place("KOALA moments, a guide") == "c3-011"
+    assert placement.place("wait for it") is None  # one vague title in every cluster: no majority
+    assert placement.place("nothing in common here") is None  # no similar title at all
+    assert placement.place("") is None
+
+
+def test_without_a_majority_the_title_stays_unplaced() -> None:
+    titles, cluster_of = _catalogue()
+    strict = TitlePlacement(titles, cluster_of, min_share=0.9)
+    assert strict.place("kayak and lantern") is None  # two clusters share the vote
+    assert TitlePlacement(titles, cluster_of, min_share=0.4).place("kayak and lantern") in {"c3-000", "c3-001"}
+    assert TitlePlacement({}, {}).place("kayak") is None
+    assert TitlePlacement({"a": "the and of"}, {"a": "c3-000"}).place("the") is None  # only stop words
+
+
+def test_the_planner_plans_an_unknown_upload_from_its_placed_cluster() -> None:
+    tree = build_tree()
+    siblings = {cluster: tree.siblings(cluster, 1) for cluster in TOPIC_WORDS}
+    policy = FallbackPolicy(
+        {cluster: [FallbackCluster(s, 1.0) for s in others] for cluster, others in siblings.items()},
+        [FallbackCluster("c3-111", 0.5)],
+    )
+    cluster_of = {item_id: cluster for item_id in tree.item_ids if (cluster := tree.node_of(item_id, 3))}
+    words = {item_id: TOPIC_WORDS.get(cluster) for item_id, cluster in cluster_of.items()}
+    catalogue_titles = {item_id: f"a {word} video" for item_id, word in words.items() if word}
+    planner = Planner(tree, 3, 1, policy, placement=TitlePlacement(catalogue_titles, cluster_of))
+    upload = ContextContent("the best waffle video", np.zeros((2, 8, 8, 3), dtype=np.uint8), None)
+    outcome = asyncio.run(planner.plan("upload-1", upload, [], 2, Deadline.after(1.0)))
+    assert outcome.source is Source.FALLBACK and outcome.context_cluster == "c3-010"
+    assert [p.cluster_id for p in outcome.clusters] == siblings["c3-010"][:2]
+    vague = ContextContent("ok but why", None, None)
+    outcome = asyncio.run(planner.plan("upload-2", vague, [], 2, Deadline.after(1.0)))
+    assert outcome.context_cluster is None and [p.cluster_id for p in outcome.clusters] == ["c3-111"]

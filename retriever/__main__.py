@@ -32,12 +32,22 @@ def main(argv: list[str] | None = None) -> None:
     model.add_argument(
         "--planning-level", type=int, default=DEFAULT_PLANNING_LEVEL, help="cluster level (default: %(default)s)"
     )
+    model.add_argument(
+        "--ann",
+        type=Path,
+        help="per-cluster ANN indexes (sasrec_ann artifact of `python -m serendip.models.sasrec.ann`, built from "
+        "the same --sasrec and --tree); without it every cluster is ranked exactly",
+    )
     add_server_arguments(parser, DEFAULT_PORT)
     args = parser.parse_args(argv)
     if (args.sasrec is None) != (args.tree is None):
         parser.error("--sasrec and --tree go together")
+    if args.ann is not None and args.sasrec is None:
+        parser.error("--ann needs --sasrec and --tree")
     retrieval_model = (
-        load_retrieval_model(args.sasrec, args.tree, args.triton_url, args.planning_level) if args.sasrec else None
+        load_retrieval_model(args.sasrec, args.tree, args.triton_url, args.planning_level, args.ann)
+        if args.sasrec
+        else None
     )
     gc.freeze()  # the item table and cluster index loaded above never die: keep them out of every collection
     run_service([retriever_binding(RetrieverServicer(retrieval_model))], args)

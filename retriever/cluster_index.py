@@ -1,15 +1,25 @@
 """Per-cluster item index: the items of each planning-level cluster hold contiguous embedding rows, so a
-request scores only the items of the requested clusters instead of the whole corpus followed by a filter."""
+request scores only the items of the requested clusters instead of the whole corpus followed by a filter.
+
+A cluster with an ANN index (``sasrec_ann`` artifact) takes its candidates from it: ``k`` plus the cluster's
+excluded items are fetched, the excluded dropped, the rest rescored exactly; when fewer than the cluster can
+supply remain, that cluster is ranked exactly. Clusters without one, cold start and UNRESTRICTED stay exact.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serendip.artifacts.sasrec import SASRecArtifact
+from serendip.artifacts.sasrec import SASRecAnnIndexes, SASRecArtifact, cluster_members
 from serendip.core.cluster_tree import ClusterTree
+from serendip.core.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import faiss
 
 
 @dataclass(frozen=True)
@@ -40,9 +50,17 @@ class ClusterIndex:
         item_ids: Sequence[str],
         embeddings: np.ndarray,
         popularity: np.ndarray,
+        ann: Mapping[str, faiss.Index] | None = None,
     ) -> None:
         self.clusters = {cluster.cluster_id: cluster for cluster in clusters}
         self.spans = {cluster.cluster_id: span for cluster, span in zip(clusters, spans, strict=True)}
+        self.ann = dict(ann or {})
+        for cluster_id, index in self.ann.items():
+            start, end = self.spans.get(cluster_id, (0, 0))
+            if index.ntotal != end - start:
+                raise ArtifactError(
+                    f"ANN index of cluster {cluster_id!r} holds {index.ntotal} items, not {end - start}"
+                )
         self.item_ids = list(item_ids)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.popularity = np.asarray(popularity, dtype=np.float32)
@@ -52,12 +70,12 @@ class ClusterIndex:
             self.row_cluster[start:end] = cluster_id
 
     @classmethod
-    def build(cls, artifact: SASRecArtifact, tree: ClusterTree, level: int) -> ClusterIndex:
-        """Group the model's items by their level-``level`` node of ``tree``."""
+    def build(
+        cls, artifact: SASRecArtifact, tree: ClusterTree, level: int, ann: SASRecAnnIndexes | None = None
+    ) -> ClusterIndex:
+        """Group the model's items by their level-``level`` node of ``tree``; ``ann`` indexes some of the nodes."""
         clusters, spans, rows = [], [], []
-        for cluster_id in tree.nodes_at(level):
-            indices = [artifact.vocabulary.index(item_id) for item_id in tree.items_in(cluster_id)]
-            indices = [index for index in indices if index is not None]
+        for cluster_id, indices in cluster_members(artifact.vocabulary, tree, level):
             clusters.append(ClusterInfo(cluster_id, level, tree.description(cluster_id)))
             spans.append((len(rows), len(rows) + len(indices)))
             rows.extend(indices)
@@ -67,6 +85,7 @@ class ClusterIndex:
             [artifact.vocabulary.item_id(index) for index in rows],
             artifact.item_embeddings[rows],
             artifact.popularity[rows],
+            ann.indexes if ann is not None else None,
         )
 
     def __len__(self) -> int:
@@ -88,19 +107,16 @@ class ClusterIndex:
         """
         excluded_rows = {self.row_of[i] for i in exclude_item_ids if i in self.row_of}
         if cluster_ids is None and per_cluster_quota == 0:
-            segments = [(0, len(self.item_ids))]
+            segments = [(None, 0, len(self.item_ids))]
         else:
-            segments = [self.spans[c] for c in (cluster_ids if cluster_ids is not None else self.spans)]
+            segments = [(c, *self.spans[c]) for c in (cluster_ids if cluster_ids is not None else self.spans)]
         per_segment = min(per_cluster_quota, k) if per_cluster_quota > 0 else k
         candidate_rows, candidate_scores = [], []
-        for start, end in segments:
-            scores = self._scores(user, start, end)
-            rows = np.arange(start, end)
-            excluded_here = [row - start for row in excluded_rows if start <= row < end]
-            if excluded_here:
-                keep = np.ones(end - start, dtype=bool)
-                keep[excluded_here] = False
-                rows, scores = rows[keep], scores[keep]
+        for cluster_id, start, end in segments:
+            excluded_here = np.asarray([row for row in excluded_rows if start <= row < end], dtype=np.int64)
+            index = self.ann.get(cluster_id) if user is not None and cluster_id is not None else None
+            found = None if index is None else self._ann_candidates(index, user, start, end, excluded_here, per_segment)
+            rows, scores = found if found is not None else self._exact_candidates(user, start, end, excluded_here)
             if len(rows) > per_segment:
                 best = np.argpartition(-scores, per_segment - 1)[:per_segment]
                 rows, scores = rows[best], scores[best]
@@ -115,7 +131,32 @@ class ClusterIndex:
             for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True)
         ]
 
-    def _scores(self, user: np.ndarray | None, start: int, end: int) -> np.ndarray:
-        if user is None:
-            return self.popularity[start:end].copy()
-        return self.embeddings[start:end] @ user.astype(np.float32)
+    def _exact_candidates(
+        self, user: np.ndarray | None, start: int, end: int, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every row of ``[start, end)`` but ``excluded``, with its score."""
+        rows = np.arange(start, end)
+        scores = (
+            self.popularity[start:end].copy() if user is None else self.embeddings[start:end] @ user.astype(np.float32)
+        )
+        if len(excluded):
+            keep = np.ones(end - start, dtype=bool)
+            keep[excluded - start] = False
+            rows, scores = rows[keep], scores[keep]
+        return rows, scores
+
+    def _ann_candidates(
+        self, index: faiss.Index, user: np.ndarray, start: int, end: int, excluded: np.ndarray, limit: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``limit`` rows of ``[start, end)`` but ``excluded`` from the ANN index, scored exactly; None when
+        it returns fewer than ``min(limit, eligible rows)``."""
+        wanted = min(limit, end - start - len(excluded))
+        if wanted <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        query = np.ascontiguousarray(user, dtype=np.float32).reshape(1, -1)
+        _, labels = index.search(query, min(limit + len(excluded), end - start))
+        rows = labels[0][labels[0] >= 0] + start
+        rows = rows[~np.isin(rows, excluded)]
+        if len(rows) < wanted:
+            return None
+        return rows, self.embeddings[rows] @ query[0]

@@ -17,6 +17,13 @@ Layout of a version directory (schema ``SCHEMA_VERSION``):
 
 Nothing here needs torch: the Retriever reads the tables, Triton loads the TorchScript file (or the package
 compiled from the ExportedProgram).
+
+The ``sasrec_ann`` artifact (written by ``python -m serendip.models.sasrec.ann``) holds per-cluster ANN indexes
+over one sasrec version's item embeddings, the clusters being one level of one tree (both recorded as its inputs):
+
+- ``clusters.json``  planning level and, per indexed cluster, its id, index file, FAISS index type and item count
+- ``indexes/cluster_<n>.faiss``  a FAISS index (``faiss.write_index``) whose id ``i`` is the cluster's ``i``-th
+  item in :func:`cluster_members` order; clusters without a file are ranked exactly
 """
 
 from __future__ import annotations
@@ -25,11 +32,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serendip.artifacts.store import resolve_artifact
+from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.core.cluster_tree import ClusterTree
+from serendip.core.errors import ArtifactError
 from serendip.core.schema import Dataset
+
+if TYPE_CHECKING:
+    import faiss
 
 SASREC_KIND = "sasrec"
 SCHEMA_VERSION = 1
@@ -40,6 +53,9 @@ ITEM_IDS = "item_ids.json"
 POPULARITY = "popularity.npy"
 MODEL_CONFIG = "model_config.json"
 REPORT = "report.json"
+SASREC_ANN_KIND = "sasrec_ann"
+ANN_CLUSTERS = "clusters.json"
+ANN_INDEX_DIR = "indexes"
 
 
 @dataclass(frozen=True)
@@ -155,3 +171,69 @@ class SASRecArtifact:
     def version(self) -> str:
         """The artifact version (directory name)."""
         return self.directory.name
+
+
+def cluster_members(vocabulary: ItemVocabulary, tree: ClusterTree, level: int) -> list[tuple[str, list[int]]]:
+    """Each level-``level`` node of ``tree`` with the model indices of its items ``vocabulary`` knows, in tree order.
+
+    The Retriever's contiguous rows and the ids of the ``sasrec_ann`` indexes both follow this order.
+    """
+    members = []
+    for cluster_id in tree.nodes_at(level):
+        indices = [vocabulary.index(item_id) for item_id in tree.items_in(cluster_id)]
+        members.append((cluster_id, [index for index in indices if index is not None]))
+    return members
+
+
+def write_ann_indexes(directory: Path, planning_level: int, indexes: dict[str, faiss.Index]) -> None:
+    """Write one FAISS file per cluster of ``indexes`` and ``clusters.json`` into ``directory`` (a version being
+    written)."""
+    import faiss  # about 0.3 s to import: only the ANN files need it
+
+    (directory / ANN_INDEX_DIR).mkdir()
+    clusters = []
+    for position, (cluster_id, index) in enumerate(indexes.items()):
+        file = f"{ANN_INDEX_DIR}/cluster_{position:05d}.faiss"
+        faiss.write_index(index, str(directory / file))
+        searched = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+        clusters.append(
+            {"cluster_id": cluster_id, "file": file, "index": type(searched).__name__, "items": index.ntotal}
+        )
+    (directory / ANN_CLUSTERS).write_text(
+        json.dumps({"planning_level": planning_level, "clusters": clusters}, indent=2) + "\n"
+    )
+
+
+@dataclass
+class SASRecAnnIndexes:
+    """The per-cluster ANN indexes of one ``sasrec_ann`` artifact version, loaded."""
+
+    directory: Path
+    planning_level: int
+    indexes: dict[str, faiss.Index]
+
+    @classmethod
+    def load(cls, path: Path) -> SASRecAnnIndexes:
+        """Read every index; ``path`` is a version directory, the kind directory (its LATEST) or the artifacts root."""
+        import faiss  # about 0.3 s to import: only the ANN files need it
+
+        directory = resolve_artifact(path, SASREC_ANN_KIND)
+        listing = json.loads((directory / ANN_CLUSTERS).read_text())
+        indexes = {
+            entry["cluster_id"]: faiss.read_index(str(directory / entry["file"])) for entry in listing["clusters"]
+        }
+        return cls(directory=directory, planning_level=listing["planning_level"], indexes=indexes)
+
+    def check_built_from(self, sasrec_dir: Path, tree_dir: Path, planning_level: int) -> None:
+        """Raise ArtifactError unless these indexes were built from these sasrec and tree versions at this level."""
+        inputs = read_manifest(self.directory)["inputs"]
+        for name, used in (("sasrec", sasrec_dir), ("tree", tree_dir)):
+            if inputs[name]["content_sha256"] != read_manifest(used)["content_sha256"]:
+                raise ArtifactError(
+                    f"{self.directory} indexes {name} {inputs[name]['version']}, not {used.name}: "
+                    "rebuild it with `python -m serendip.models.sasrec.ann`"
+                )
+        if self.planning_level != planning_level:
+            raise ArtifactError(
+                f"{self.directory} indexes the clusters of level {self.planning_level}, not {planning_level}"
+            )

@@ -24,6 +24,11 @@ world's ground-truth satisfaction model. The main tables are on head contexts; b
 apart. See docs/evaluation.md.
 
 Replay: ``--replay LOGS_DIR`` recomputes every metric from logs in the schema of docs/evaluation.md.
+
+Your own logs: when ``--artifacts`` holds an imported catalogue (items.parquet + interactions.parquet at its root, no
+``world/``), there is no simulator: every arm that runs without one is scored on each user's held-out transition
+(next cluster or item named, serendipitous hit, novelty, coverage; ``serendip.evaluation.logs_eval``), and the
+report says which figures need a simulator.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ from serendip.evaluation.buckets import (
     visual_scores_for,
     world_visual_scores,
 )
+from serendip.evaluation.logs_eval import LogsEvaluation, evaluate_logs, has_imported_catalogue
+from serendip.evaluation.logs_report import console_lines, write_logs_report
 from serendip.evaluation.replay import HEAD, ArmSpec, EvaluationLogs, LogsError, replay_metrics
 from serendip.evaluation.report import write_report
 from serendip.evaluation.segments import segment_summary, summary_line
@@ -430,6 +437,30 @@ def replay_report(job: EvaluateJob) -> dict[str, Any]:
     return results
 
 
+def logs_report(job: EvaluateJob, report_dir: Path) -> Path:
+    """The evaluation of an imported catalogue's own logs (no world, so no simulator); returns the report dir."""
+    _say(
+        f"{job.artifacts} holds an imported catalogue and no world: evaluating on your logs' held-out transitions",
+        job.quiet,
+    )
+    options = LogsEvaluation(
+        artifacts=job.artifacts,
+        users=job.users,
+        k=job.k,
+        num_clusters=job.num_clusters,
+        level=job.level,
+        bandit_alpha=job.bandit_alpha,
+        resamples=job.resamples,
+        seed=job.seed,
+    )
+    results = evaluate_logs(options, lambda text: _say(text, job.quiet))
+    written = write_logs_report(report_dir, results)
+    for line in console_lines(results):
+        _say(line, job.quiet)
+    _say(f"report: {report_dir} ({', '.join(path.name for path in written)})", job.quiet)
+    return report_dir
+
+
 def run(job: EvaluateJob) -> Path:
     """Evaluate and write the report directory; returns it."""
     # SIGTERM unwinds like Ctrl-C, so the with-blocks stop tritonserver and the services.
@@ -437,6 +468,8 @@ def run(job: EvaluateJob) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     report_dir = job.report_dir or DEFAULT_REPORTS_ROOT / stamp
     report_dir.mkdir(parents=True, exist_ok=True)
+    if job.replay is None and has_imported_catalogue(job.artifacts):
+        return logs_report(job, report_dir)
     results = replay_report(job) if job.replay else simulate_report(job, report_dir)
     written = write_report(report_dir, results)
     written_results = json.loads((report_dir / "metrics.json").read_text())

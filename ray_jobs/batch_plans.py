@@ -14,13 +14,12 @@ skips the shards it had committed and loses or duplicates nothing. See docs/ray_
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ray_jobs.cli import RayOptions, configure_logging, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size
 from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
 from ray_jobs.ray_runtime import cluster_resource, ray_session
 from serendip.artifacts.frames import FRAMES_KIND
@@ -95,7 +94,7 @@ def run(job: BatchPlansJob) -> PlansResult:
             num_gpus=gpus_per_worker,
             progress=not job.quiet,
         )
-    print(json.dumps(result.report(), indent=1))
+    emit_report(result.report(), job.report)
     return result
 
 

@@ -1,14 +1,18 @@
-"""Options shared by the Ray jobs: Ray connection and pool size, logging."""
+"""Options shared by the Ray jobs: Ray connection and pool size, the run report, logging."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
 class RayOptions:
-    """The Ray options of a job: the cluster to join (or the local Ray to start) and its actor pool."""
+    """The Ray options of a job: the cluster to join (or the local Ray to start), its actor pool, its report file."""
 
     address: str | None = None
     """Ray cluster to join, e.g. 127.0.0.1:6379 (None: $RAY_ADDRESS as set by `ray job submit`, else a local Ray)"""
@@ -18,6 +22,8 @@ class RayOptions:
     """actors (None: one per GPU, else per --cpus-per-worker CPUs)"""
     cpus_per_worker: float = 1.0
     """CPUs (and threads) per actor"""
+    report: Path | None = None
+    """also write the run report (JSON: counts, stages, the node that ran each shard) to this file"""
 
 
 def pool_size(requested: int | None, cpus_per_worker: float, gpus_per_worker: float = 0) -> int:
@@ -31,6 +37,17 @@ def pool_size(requested: int | None, cpus_per_worker: float, gpus_per_worker: fl
     if gpus_per_worker:
         return max(1, int(cluster_resource("GPU") // gpus_per_worker))
     return max(1, int(cluster_resource("CPU") // cpus_per_worker))
+
+
+def emit_report(report: dict[str, Any], path: Path | None) -> None:
+    """Print the run report as JSON on stdout and, given a ``path``, write it there too (atomically)."""
+    text = json.dumps(report, indent=1)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text + "\n")
+        os.replace(partial, path)
 
 
 def configure_logging(quiet: bool) -> None:

@@ -13,12 +13,11 @@ restarted with the same inputs skips the shards it had committed. Frame count an
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_jobs.cli import RayOptions, configure_logging, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size
 from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
@@ -115,7 +114,7 @@ def run(job: DecodeFramesJob) -> DecodeResult:
             cpus_per_worker=job.cpus_per_worker,
             progress=not job.quiet,
         )
-    print(json.dumps(result.report(), indent=1))
+    emit_report(result.report(), job.report)
     return result
 
 

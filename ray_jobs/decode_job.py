@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ray_jobs.ray_runtime import StageStats
+from ray_jobs.ray_runtime import StageStats, shard_report
 from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWorker
 from ray_jobs.staging import write_parquet_atomically
 from serendip.artifacts.frames import (
@@ -56,12 +56,13 @@ class DecodeResult:
     stages: list[StageStats]
 
     def report(self) -> dict[str, Any]:
-        """JSON-ready summary: counts and per-stage items/s."""
+        """JSON-ready summary: counts, per-stage items/s and shards per node, and the node that ran each shard."""
         return {
             "frame_store": str(self.store_dir),
             "published": self.published,
             "counts": self.counts,
             "stages": {stats.stage: stats.to_dict() for stats in self.stages},
+            "shards": shard_report(self.stages),
         }
 
 

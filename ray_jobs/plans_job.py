@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ray_jobs.ray_runtime import StageStats
+from ray_jobs.ray_runtime import StageStats, shard_report
 from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWorker
 from serendip.artifacts.curation import CURATION_KIND, load_curation
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
@@ -283,13 +283,14 @@ class PlansResult:
     stages: list[StageStats] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
-        """JSON-ready summary: counts and per-stage items/s."""
+        """JSON-ready summary: counts, per-stage items/s and shards per node, and the node that ran each shard."""
         return {
             "plans": str(self.plans_dir) if self.plans_dir else None,
             "published": self.published,
             "mode": self.mode,
             "counts": self.counts,
             "stages": {stats.stage: stats.to_dict() for stats in self.stages},
+            "shards": shard_report(self.stages),
         }
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,12 @@ from typing import Any
 from tqdm import tqdm
 
 LOGGER = logging.getLogger(__name__)
-SUMMARY_COLUMNS = ("shard_id", "items", "errors", "seconds", "ready_at")
-"""What an actor returns per shard; ``ready_at`` is the wall time (epoch s) its constructor finished."""
+SUMMARY_COLUMNS = ("shard_id", "items", "errors", "seconds", "ready_at", "node_id")
+"""What an actor returns per shard; ``ready_at`` is the wall time (epoch s) its constructor finished, ``node_id``
+the Ray node it ran on (``ray.get_runtime_context().get_node_id()``)."""
+ACTOR_START_TIMEOUT_S = 600
+"""How long a stage waits for its whole actor pool before any shard is handed out (Ray Data's
+``wait_for_min_actors_s``); a pool the cluster cannot hold fails after this instead of running on fewer actors."""
 
 
 LOCAL_START_ATTEMPTS = 3
@@ -87,6 +92,27 @@ def cluster_resource(name: str) -> int:
 
 
 @dataclass(frozen=True)
+class ShardRun:
+    """One shard run by an actor in this attempt: where it ran and how long it took."""
+
+    shard_id: int
+    node_id: str
+    items: int
+    errors: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record."""
+        return {
+            "shard_id": self.shard_id,
+            "node_id": self.node_id,
+            "items": self.items,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
 class StageStats:
     """Wall time and throughput of one stage of a job."""
 
@@ -96,6 +122,13 @@ class StageStats:
     workers: int = 1
     startup_seconds: float = 0.0
     """Part of ``seconds`` before the first actor was ready (process start, imports, model load)."""
+    shards: tuple[ShardRun, ...] = ()
+    """The shards an actor stage ran, in shard order (empty for driver stages)."""
+
+    @property
+    def shards_per_node(self) -> dict[str, int]:
+        """How many of ``shards`` each Ray node ran."""
+        return dict(Counter(shard.node_id for shard in self.shards))
 
     @property
     def items_per_s(self) -> float:
@@ -117,15 +150,23 @@ class StageStats:
             "startup_seconds": round(self.startup_seconds, 3),
             "items_per_s_after_startup": round(self.items_per_s_after_startup, 2),
             "workers": self.workers,
-        }
+        } | ({"shards_per_node": self.shards_per_node} if self.shards else {})
 
     def line(self) -> str:
         """One log line."""
+        workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}"
         startup = f", {self.startup_seconds:.1f} s to the first ready actor" if self.startup_seconds else ""
+        nodes = len(self.shards_per_node)
+        spread = f", {len(self.shards)} shards on {nodes} node{'s' if nodes != 1 else ''}" if self.shards else ""
         return (
             f"{self.stage}: {self.items} items in {self.seconds:.2f} s "
-            f"({self.items_per_s:.1f} items/s, {self.workers} worker{'s' if self.workers != 1 else ''}{startup})"
+            f"({self.items_per_s:.1f} items/s, {workers}{startup}{spread})"
         )
+
+
+def shard_report(stages: Sequence[StageStats]) -> list[dict[str, Any]]:
+    """The run report's ``shards``: one record per shard the stages ran (shard id, node id, items, seconds)."""
+    return [shard.to_dict() for stats in stages for shard in stats.shards]
 
 
 def shard_size_for(items: int, shard_size: int, workers: int) -> int:
@@ -147,39 +188,58 @@ def run_shards(
     num_cpus: float,
     num_gpus: float = 0,
     progress: bool = True,
-) -> tuple[StageStats, list[dict[str, Any]]]:
+) -> StageStats:
     """Map shard specs through an actor pool of ``workers`` ``worker_class(**worker_kwargs)`` actors.
 
     A spec needs ``shard_id`` and ``items`` (a list); the actor's ``__call__`` receives a batch with one spec
-    (``batch["spec"]``, JSON) and returns SUMMARY_COLUMNS. Returns the stage figures and one summary per shard.
+    (``batch["spec"]``, JSON) and returns SUMMARY_COLUMNS. Returns the stage figures, with one :class:`ShardRun`
+    per shard (the node that ran it).
+
+    Shards go to the whole pool, on every node: Ray Data places the actors with its default ``SPREAD`` strategy,
+    the stage waits until every actor is up (``ACTOR_START_TIMEOUT_S``) so the first one ready cannot take all
+    the shards of a short run, and each actor holds one shard at a time, so its data locality (the shard specs
+    live on the driver's node) cannot queue a second shard on an actor next to the driver while an actor on
+    another node idles. A shard is minutes of work on a real cluster; handing out the next one costs
+    milliseconds.
     """
     import ray.data
-    from ray.data import ActorPoolStrategy
+    from ray.data import ActorPoolStrategy, DataContext
 
     total_items = sum(len(spec["items"]) for spec in specs)
     started, started_at = time.perf_counter(), time.time()
     summaries: list[dict[str, Any]] = []
     if specs:
         workers = max(1, min(workers, len(specs)))
-        dataset = ray.data.from_items(
-            [{"spec": json.dumps(spec)} for spec in specs], override_num_blocks=len(specs)
-        ).map_batches(
-            worker_class,
-            fn_constructor_kwargs=worker_kwargs,
-            compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
-            batch_size=1,
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-        )
-        with tqdm(total=total_items, desc=stage, unit="item", disable=not progress, smoothing=0.1) as bar:
-            for row in dataset.iter_rows():
-                summary = {column: row[column] for column in SUMMARY_COLUMNS}
-                summaries.append(summary)
-                bar.update(int(summary["items"]))
+        context = DataContext.get_current()
+        wait_before = context.wait_for_min_actors_s
+        context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+        try:
+            dataset = ray.data.from_items(
+                [{"spec": json.dumps(spec)} for spec in specs], override_num_blocks=len(specs)
+            ).map_batches(
+                worker_class,
+                fn_constructor_kwargs=worker_kwargs,
+                compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+                batch_size=1,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+            )
+            with tqdm(total=total_items, desc=stage, unit="item", disable=not progress, smoothing=0.1) as bar:
+                for row in dataset.iter_rows():
+                    summary = {column: row[column] for column in SUMMARY_COLUMNS}
+                    summaries.append(summary)
+                    bar.update(int(summary["items"]))
+        finally:
+            context.wait_for_min_actors_s = wait_before
     startup = min(summary["ready_at"] for summary in summaries) - started_at if summaries else 0.0
-    stats = StageStats(stage, total_items, time.perf_counter() - started, workers if specs else 0, max(0.0, startup))
+    shards = tuple(
+        ShardRun(int(s["shard_id"]), str(s["node_id"]), int(s["items"]), int(s["errors"]), float(s["seconds"]))
+        for s in sorted(summaries, key=lambda summary: summary["shard_id"])
+    )
+    elapsed = time.perf_counter() - started
+    stats = StageStats(stage, total_items, elapsed, workers if specs else 0, max(0.0, startup), shards)
     LOGGER.info(stats.line())
-    return stats, sorted(summaries, key=lambda summary: summary["shard_id"])
+    return stats
 
 
 def spec_of(batch: dict[str, Any]) -> list[dict[str, Any]]:

@@ -38,11 +38,15 @@ class ShardWorker(ABC):
     """A Ray actor of a sharded run: computes the shards it is handed and commits each to the run's staging dir.
 
     Subclasses load what they need (a decoder's settings, a model) and then call ``super().__init__``: the time
-    it is called is ``ready_at``, when the actor was ready to work.
+    it is called is ``ready_at``, when the actor was ready to work. Each shard's summary names the Ray node the
+    actor runs on (``node_id``), which the run report lists per shard.
     """
 
     def __init__(self, staging_dir: str, staging_key: str) -> None:
+        import ray
+
         self.staging = ShardStaging(Path(staging_dir), staging_key)
+        self.node_id = ray.get_runtime_context().get_node_id()
         self.ready_at = time.time()
 
     @abstractmethod
@@ -63,6 +67,7 @@ class ShardWorker(ABC):
                     "errors": errors,
                     "seconds": time.perf_counter() - started,
                     "ready_at": self.ready_at,
+                    "node_id": self.node_id,
                 }
             )
         return summary_batch(summaries)
@@ -85,7 +90,7 @@ class CommittedShards:
     specs: list[dict[str, Any]]
     """The shard specs in shard order; ``staging.shard_path(spec["shard_id"])`` is a shard's file."""
     stats: StageStats
-    """The sharded stage of this attempt (the shards it ran, not the resumed ones)."""
+    """The sharded stage of this attempt: the shards it ran (and on which node), not the resumed ones."""
     shards_run: int
     shards_resumed: int
 
@@ -162,7 +167,7 @@ class ShardedJob(ABC, Generic[WorkItem, Result]):
                 LOGGER.info(
                     "resuming: %d of %d shards were committed by an earlier attempt", len(committed), len(specs)
                 )
-            stats, _summaries = run_shards(
+            stats = run_shards(
                 self.stage,
                 pending,
                 self.worker_class,

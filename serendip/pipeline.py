@@ -32,7 +32,7 @@ from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.artifacts.plans import PLANS_KIND
 from serendip.artifacts.sasrec import SASREC_KIND
-from serendip.artifacts.store import read_manifest, resolve_artifact
+from serendip.artifacts.store import MANIFEST_NAME, file_sha256, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND
 from serendip.core.cli import parse_config
@@ -160,32 +160,52 @@ def _newest(root: Path, kind: str) -> Path | None:
 
 
 def reusable(stage: Stage, existing: Path, inputs: dict[str, Path]) -> bool:
-    """True when ``existing`` was built from exactly the versions in ``inputs`` (per the stage's recorded inputs)."""
+    """True when ``existing`` was built from exactly the versions in ``inputs`` (per the stage's recorded inputs).
+
+    An input that is a plain directory (an imported catalogue: ``items.parquet`` and ``interactions.parquet``, no
+    manifest) is checked per file: a record ``{"sha256": …}`` named ``items`` against ``<dir>/items.parquet``; a
+    record that is only the directory's path (no hash) counts as current when ``existing`` was published after the
+    directory's parquet files last changed.
+    """
     records = read_manifest(existing).get("inputs", {})
     for record_name, kind in stage.recorded.items():
-        record = records.get(record_name)
-        if (
-            not isinstance(record, dict)
-            or record.get("content_sha256") != read_manifest(inputs[kind])["content_sha256"]
-        ):
+        record, source = records.get(record_name), inputs[kind]
+        if not (source / MANIFEST_NAME).is_file():
+            if not _plain_input_current(record, record_name, source, existing):
+                return False
+        elif not isinstance(record, dict) or record.get("content_sha256") != read_manifest(source)["content_sha256"]:
             return False
     return True
 
 
-def stages_for(until: str | None) -> tuple[Stage, ...]:
-    """The stages that build ``until`` (it and everything it reads, transitively), in graph order; all for None."""
+def _plain_input_current(record: object, record_name: str, source: Path, existing: Path) -> bool:
+    if isinstance(record, dict):
+        file = source / f"{record_name}.parquet"
+        return file.is_file() and record.get("sha256") == file_sha256(file)
+    if record is None or Path(str(record)).resolve() != source.resolve():
+        return False
+    changed = max((file.stat().st_mtime for file in source.glob("*.parquet")), default=0.0)
+    return (existing / MANIFEST_NAME).stat().st_mtime > changed
+
+
+def stages_for(until: str | None, stages: Sequence[Stage] = STAGES) -> tuple[Stage, ...]:
+    """The stages that build ``until`` (it and everything it reads, transitively), in graph order; all for None.
+
+    A kind that no stage of ``stages`` publishes (a source given to :func:`run_pipeline`) is read, not built.
+    """
     if until is None:
-        return STAGES
-    if until not in KINDS:
-        raise ValueError(f"until must be one of {', '.join(KINDS)}, got {until!r}")
-    by_kind = {stage.kind: stage for stage in STAGES}
+        return tuple(stages)
+    kinds = [stage.kind for stage in stages]
+    if until not in kinds:
+        raise ValueError(f"until must be one of {', '.join(kinds)}, got {until!r}")
+    by_kind = {stage.kind: stage for stage in stages}
     needed, pending = set(), [until]
     while pending:
         kind = pending.pop()
-        if kind not in needed:
+        if kind not in needed and kind in by_kind:
             needed.add(kind)
             pending += by_kind[kind].reads
-    return tuple(stage for stage in STAGES if stage.kind in needed)
+    return tuple(stage for stage in stages if stage.kind in needed)
 
 
 def run_pipeline(
@@ -195,18 +215,22 @@ def run_pipeline(
     rebuild: bool = False,
     log: Callable[[str], None] = print,
     rerun: Sequence[str] = (),
+    stages: Sequence[Stage] = STAGES,
+    sources: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """Run (or reuse) the stages that build ``until`` (every stage for None); returns kind -> version dir.
 
     ``rebuild`` runs every stage; ``rerun`` names kinds whose stage runs even when its output is reusable (the
-    stages after it then run too, since their inputs changed).
+    stages after it then run too, since their inputs changed). ``stages`` replaces the graph (its order is the
+    run order); ``sources`` gives kinds that no stage builds, e.g. ``{WORLD_KIND: root}`` for a catalogue
+    imported at the root (``serendip.pipeline_user``).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     ray_started = False
-    built: dict[str, Path] = {}
+    built: dict[str, Path] = dict(sources or {})
     with contextlib.ExitStack() as ray:
-        for stage in stages_for(until):
+        for stage in stages_for(until, stages):
             inputs = {kind: built[kind] for kind in stage.reads}
             existing = None if rebuild or stage.kind in rerun else _newest(root, stage.kind)
             if existing is not None and reusable(stage, existing, inputs):

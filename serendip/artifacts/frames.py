@@ -37,7 +37,7 @@ from PIL import Image
 
 from serendip.artifacts.store import file_sha256
 from serendip.core.errors import ConfigError, DataError
-from serendip.core.frames import load_image, probe_video, sample_frames, select_thumbnail_index
+from serendip.core.frames import SampledFrames, load_image, probe_video, sample_frames, select_thumbnail_index
 
 FRAMES_KIND = "frames"
 SHARDS_DIR = "shards"
@@ -146,20 +146,22 @@ def fingerprint_items(
     """Hash every item's video and thumbnail file; returns (hashed items by item id, errors as ERROR_SCHEMA rows).
 
     ``items`` has the validated schema of ``serendip.core.schema`` (item_id, title, video_path, thumbnail_path);
-    an item without a video or with an unreadable file becomes an error row of stage ``hash``.
+    an item with neither a video nor a thumbnail, or with an unreadable file, becomes an error row of stage
+    ``hash``. An item with a thumbnail and no video (a catalogue of images) gets ``video_path`` "".
     """
 
     def hash_one(row: tuple[str, str, Any, Any]) -> ItemMedia | dict[str, str]:
         item_id, title, video_path, thumbnail_path = row
-        if not video_path:
+        if not video_path and not thumbnail_path:
             return {"item_id": item_id, "video_path": "", "stage": "hash", "error": "item has no video_path"}
         try:
-            video_sha = file_sha256(video_path)
+            video_sha = file_sha256(video_path) if video_path else ""
             thumbnail_sha = file_sha256(thumbnail_path) if thumbnail_path else None
         except OSError as error:
             return {"item_id": item_id, "video_path": str(video_path), "stage": "hash", "error": str(error)}
         content = content_sha256(title, video_sha, thumbnail_sha, settings)
-        return ItemMedia(item_id, title, str(video_path), thumbnail_path or None, video_sha, thumbnail_sha, content)
+        video = str(video_path) if video_path else ""
+        return ItemMedia(item_id, title, video, thumbnail_path or None, video_sha, thumbnail_sha, content)
 
     rows = list(
         items.sort_values("item_id")[["item_id", "title", "video_path", "thumbnail_path"]].itertuples(
@@ -177,10 +179,16 @@ def decode_item(media: ItemMedia, settings: DecodeSettings) -> dict[str, Any]:
     """Sample, thumbnail and resize one item: a FRAME_SCHEMA row. Raises one of ITEM_ERRORS for a bad file.
 
     The thumbnail is the item's thumbnail file when it has one, else the most representative sampled frame
-    (``select_thumbnail_index``).
+    (``select_thumbnail_index``). An item without a video stores its thumbnail as each of its frames (frame
+    count 1, every index 0).
     """
-    frame_count = probe_video(media.video_path).frame_count
-    sampled = sample_frames(media.video_path, settings.num_frames, frame_count=frame_count)
+    if not media.video_path:
+        poster = load_image(media.thumbnail_path or "")
+        frame_count = 1
+        sampled = SampledFrames([0] * settings.num_frames, np.repeat(poster[None], settings.num_frames, axis=0))
+    else:
+        frame_count = probe_video(media.video_path).frame_count
+        sampled = sample_frames(media.video_path, settings.num_frames, frame_count=frame_count)
     if media.thumbnail_path:
         thumbnail, source = load_image(media.thumbnail_path), THUMBNAIL_FROM_FILE
     else:

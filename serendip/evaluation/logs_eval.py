@@ -313,7 +313,7 @@ class LogsArms:
             self.labels["plan_table"] = f"Planner plan table ({plans.version}; FALLBACK without a plan)"
             slates["plan_table"] = self.planned(plan)
         else:
-            self.skipped["plan_table"] = "no plans artifact (batch plans: python -m ray_jobs.cli plans ...)"
+            self.skipped["plan_table"] = "no plans artifact (make batch-plans ARTIFACTS=<artifacts>)"
         rng = np.random.default_rng(self.seed)
 
         def random_sibling(request: EvaluationRequest) -> tuple[list[str], str]:

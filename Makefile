@@ -81,6 +81,19 @@ ablations: setup  ## Paper Figs 3-5: prompt variants, frame counts, thumbnail ->
 train-sasrec: setup  ## SASRec retriever on the latest world's sessions, evaluated against popularity
 	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until sasrec --rerun sasrec
 
+# Your own catalogue end to end (docs/data.md, "Your own catalogue, end to end"). Without ARTIFACTS= on the command
+# line it writes to artifacts_catalogue/ (never into a root that holds a synthetic world).
+PIPELINE_ARTIFACTS = $(if $(filter file,$(origin ARTIFACTS)),artifacts_catalogue,$(ARTIFACTS))
+MLLM_STEPS ?= 300
+
+.PHONY: pipeline
+
+pipeline: setup  ## Your data end to end: make pipeline ITEMS=items.parquet INTERACTIONS=interactions.parquet [MEDIA_ROOT= ARTIFACTS= MLLM_STEPS=]
+	@test -n "$(ITEMS)" -a -n "$(INTERACTIONS)" || { echo "usage: make pipeline ITEMS=path INTERACTIONS=path [MEDIA_ROOT=path] [ARTIFACTS=dir]"; exit 2; }
+	$(BIN)/python -m serendip.pipeline_user --items $(ITEMS) --interactions $(INTERACTIONS) \
+		$(if $(MEDIA_ROOT),--media-root $(MEDIA_ROOT)) --artifacts $(PIPELINE_ARTIFACTS) --mllm-steps $(MLLM_STEPS) \
+		--engine $(ENGINE) --device $(DEVICE) --seqrec-format $(SEQREC_FORMAT)
+
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)
 

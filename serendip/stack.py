@@ -174,7 +174,7 @@ class ServingStack:
 
     def _start_threads(self, starting: ExitStack) -> None:
         bundle, url = self.bundle, self.triton.grpc_url
-        retrieval = load_retrieval_model(bundle.sasrec, bundle.tree, url)
+        retrieval = load_retrieval_model(bundle.sasrec, bundle.tree, url, ann_path=bundle.ann)
         retriever = GrpcService([retriever_binding(RetrieverServicer(retrieval))], host=self.host, port=self.ports[1])
         self.retriever_address = starting.enter_context(BackgroundService(retriever))
         planner = load_planner(
@@ -201,6 +201,8 @@ class ServingStack:
         logs.mkdir(parents=True, exist_ok=True)
         common = ["--triton-url", self.triton.grpc_url, "--log-level", self.log_level]
         retriever_args = ["--sasrec", str(bundle.sasrec), "--tree", str(bundle.tree), *common]
+        if bundle.ann is not None:
+            retriever_args += ["--ann", str(bundle.ann)]
         retriever = ServiceProcess("retriever", retriever_args, logs / "retriever.log", self.host, self.ports[1])
         starting.callback(retriever.stop)
         self.retriever_address = retriever.start()

@@ -55,6 +55,16 @@ def test_bundle_follows_the_repository_lineage(tmp_path: Path) -> None:
     assert bundle.plans == tmp_path / "plans"
 
 
+def test_ann_indexes_are_served_only_when_built_from_the_served_sasrec_and_tree(tmp_path: Path) -> None:
+    built = _lineage(tmp_path)
+    assert resolve_bundle(tmp_path).ann is None  # none built: exact retrieval
+    ann = _publish(tmp_path, "sasrec_ann", 1, sasrec=built.sasrec, tree=built.tree)
+    assert resolve_bundle(tmp_path).ann == ann
+    other_tree = _publish(tmp_path, "tree", 2, world=built.world)
+    _publish(tmp_path, "sasrec_ann", 2, sasrec=built.sasrec, tree=other_tree)
+    assert resolve_bundle(tmp_path, built.repository).ann is None  # the newest indexes another tree
+
+
 def test_retrained_sasrec_without_build_engines_is_refused(tmp_path: Path) -> None:
     built = _lineage(tmp_path)
     retrained = _publish(tmp_path, "sasrec", 2, data=built.world)

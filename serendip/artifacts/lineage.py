@@ -21,7 +21,7 @@ from serendip.artifacts.curation import CURATION_KIND
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import REPOSITORY_KIND
 from serendip.artifacts.plans import PLANS_KIND
-from serendip.artifacts.sasrec import SASREC_KIND
+from serendip.artifacts.sasrec import SASREC_ANN_KIND, SASREC_KIND
 from serendip.artifacts.store import LATEST_NAME, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
 from serendip.artifacts.world import WORLD_KIND
@@ -83,6 +83,8 @@ class ServingBundle:
     """The curation's catalogue: a world version dir or a user's items.parquet (LIVE pixels of cache misses)."""
     plans: Path
     """The plans kind directory (watched for new versions; it need not exist yet)."""
+    ann: Path | None = None
+    """The newest ``sasrec_ann`` version when it was built from this sasrec and tree (per-cluster ANN indexes)."""
 
     @property
     def mllm_sha256(self) -> str:
@@ -93,6 +95,8 @@ class ServingBundle:
         """One line per artifact: what is served."""
         rows = [("model_repository", self.repository), ("mllm", self.mllm), ("sasrec", self.sasrec)]
         rows += [("curation", self.curation), ("tree", self.tree), ("catalogue", self.catalogue)]
+        if self.ann is not None:
+            rows.append(("sasrec_ann", self.ann))
         return "\n".join(f"  {kind:<17}{path}" for kind, path in rows)
 
 
@@ -130,6 +134,18 @@ def check_plans(plans_dir: Path, mllm: Path) -> None:
         )
 
 
+def _ann_indexes(root: Path, sasrec: Path, tree: Path) -> Path | None:
+    """The newest ``sasrec_ann`` version if it indexes ``sasrec``'s items by ``tree``; None otherwise."""
+    if not (root / SASREC_ANN_KIND / LATEST_NAME).is_file():
+        return None
+    newest = resolve_artifact(root, SASREC_ANN_KIND)
+    try:
+        built_from = (resolve_input(root, newest, SASREC_KIND), resolve_input(root, newest, TREE_KIND))
+    except LineageError:
+        return None
+    return newest if built_from == (sasrec, tree) else None
+
+
 def resolve_bundle(
     root: str | os.PathLike[str], repository: str | os.PathLike[str] | None = None, with_plans: bool = True
 ) -> ServingBundle:
@@ -151,4 +167,5 @@ def resolve_bundle(
     plans = root / PLANS_KIND
     if with_plans and (plans / LATEST_NAME).is_file():
         check_plans(resolve_artifact(plans), mllm)
-    return ServingBundle(root, repository_dir, sasrec, mllm, curation, tree, _catalogue(root, curation), plans)
+    catalogue, ann = _catalogue(root, curation), _ann_indexes(root, sasrec, tree)
+    return ServingBundle(root, repository_dir, sasrec, mllm, curation, tree, catalogue, plans, ann)

@@ -25,6 +25,8 @@ Metrics per arm, one unit per request, 95 % bootstrap intervals over requests (`
 ``novelty``             share of slate items outside the clusters of the user's history (context included),
                         averaged over requests (``metrics.cluster_unexpectedness``)
 ``coverage``            |∪ slates| / |catalogue| (``metrics.catalog_coverage``)
+``clusters_named``      mean number of distinct planning-level clusters a request's plan or slate names: a slate
+                        arm names up to k, a planned arm ``num_clusters``, so compare cluster hits within a kind
 """
 
 from __future__ import annotations
@@ -55,13 +57,14 @@ from serendip.evaluation.simulator import EvaluationRequest, Slate, heldout_requ
 
 DEFAULT_MIN_SATISFACTION = 0.5
 """Engaged = satisfaction ≥ this, when no sasrec artifact names its own threshold."""
-METRICS = ("cluster_hit", "item_hit", "serendipitous_hit", "novelty", "coverage")
+METRICS = ("cluster_hit", "item_hit", "serendipitous_hit", "novelty", "coverage", "clusters_named")
 METRIC_LABELS = {
     "cluster_hit": "next cluster or item named",
     "item_hit": "next item in slate (Recall@k)",
     "serendipitous_hit": "serendipitous hit",
     "novelty": "novelty (outside history clusters)",
     "coverage": "catalogue coverage",
+    "clusters_named": "clusters named / request",
 }
 NEEDS_SIMULATOR = (
     "not computed without a simulator: positive-feedback ratio (PFR), mean satisfaction, good-cluster share, "
@@ -82,7 +85,12 @@ class LogsEvaluationError(ArtifactError):
 
 def has_imported_catalogue(artifacts: Path) -> bool:
     """True when ``artifacts`` holds an imported catalogue and no world artifact (docs/data.md §1)."""
-    return not (artifacts / WORLD_KIND).exists() and CatalogueSource()._imported(artifacts) is not None
+    if (artifacts / WORLD_KIND).exists():
+        return False
+    try:
+        return CatalogueSource().resolve(artifacts).items is not None
+    except ArtifactError:
+        return False
 
 
 def _newest(artifacts: Path, kind: str) -> Path | None:
@@ -300,7 +308,7 @@ class LogsArms:
             warm = bandit.warm_start(moves)
             self.notes["bandit"] = f"warm-started on {warm} logged cluster-changing transitions before the targets"
             self.labels["bandit"] = "neural-linear bandit (sibling clusters)"
-            slates["bandit"] = self.planned(lambda r: ([bandit.choose(r.context_item_id, r.history[:-1])], "BANDIT"))
+            slates["bandit"] = self.planned(lambda r: ([bandit.choose(r.context_item_id, r.history)], "BANDIT"))
         plans = self.inputs.plans
         if plans is not None:
 
@@ -334,6 +342,7 @@ class RequestOutcomes:
     cluster_hit: np.ndarray
     item_hit: np.ndarray
     serendipitous_hit: np.ndarray
+    clusters_named: np.ndarray
     slates: list[tuple[str, ...]]
     slate_clusters: list[list[str]]
     history_clusters: list[set[str]]
@@ -343,6 +352,7 @@ def outcomes(arms: LogsArms, slates: list[Slate]) -> RequestOutcomes:
     """Each request's outcome under ``slates`` (same order as ``arms.requests``)."""
     tree, level, delta = arms.inputs.tree, arms.inputs.level, arms.inputs.delta
     cluster_hit, item_hit, serendipitous_hit, slate_clusters, history_clusters = [], [], [], [], []
+    named_counts = []
     for request, slate in zip(arms.requests, slates, strict=True):
         target = str(request.heldout_item_id)
         clusters = [c for c in (arms.cluster(i) for i in slate.item_ids) if c is not None]
@@ -350,6 +360,7 @@ def outcomes(arms: LogsArms, slates: list[Slate]) -> RequestOutcomes:
         hit = target in slate.item_ids or arms.cluster(target) in named
         known = target in tree and request.context_item_id in tree
         serendipitous = known and tree.is_serendipitous(request.context_item_id, target, level, delta)
+        named_counts.append(len(named))
         cluster_hit.append(hit)
         item_hit.append(target in slate.item_ids)
         serendipitous_hit.append(bool(serendipitous and hit))
@@ -359,6 +370,7 @@ def outcomes(arms: LogsArms, slates: list[Slate]) -> RequestOutcomes:
         np.asarray(cluster_hit, dtype=np.float64),
         np.asarray(item_hit, dtype=np.float64),
         np.asarray(serendipitous_hit, dtype=np.float64),
+        np.asarray(named_counts, dtype=np.float64),
         [s.item_ids for s in slates],
         slate_clusters,
         history_clusters,
@@ -369,17 +381,18 @@ def arm_metrics(result: RequestOutcomes, catalogue_size: int, resamples: int, se
     """Every metric of one arm with its 95 % bootstrap interval over requests."""
     units = len(result.slates)
 
-    def share(flags: np.ndarray) -> Callable[[np.ndarray], float]:
-        return lambda positions: float(flags[positions].mean()) if len(positions) else math.nan
+    def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda positions: float(values[positions].mean()) if len(positions) else math.nan
 
     statistics: dict[str, Callable[[np.ndarray], float]] = {
-        "cluster_hit": share(result.cluster_hit),
-        "item_hit": share(result.item_hit),
-        "serendipitous_hit": share(result.serendipitous_hit),
+        "cluster_hit": mean_of(result.cluster_hit),
+        "item_hit": mean_of(result.item_hit),
+        "serendipitous_hit": mean_of(result.serendipitous_hit),
         "novelty": lambda positions: metrics.cluster_unexpectedness(
             [result.slate_clusters[i] for i in positions], [result.history_clusters[i] for i in positions]
         ),
         "coverage": lambda positions: metrics.catalog_coverage([result.slates[i] for i in positions], catalogue_size),
+        "clusters_named": mean_of(result.clusters_named),
     }
     return {name: bootstrap(statistic, units, resamples, seed).to_dict() for name, statistic in statistics.items()}
 

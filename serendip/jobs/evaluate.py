@@ -155,7 +155,7 @@ class EvaluateJob:
     tree: Path | None = None
     """replay: tree artifact or directory; enables cluster unexpectedness"""
     level: int = 3
-    """replay: planning level of the tree"""
+    """replay, and your logs without a curation: planning level of the tree"""
     visual_labels: Path | None = None
     """replay: item_id, label (1 = visually interesting) parquet: trains the Fig. 8 classifier (needs --items)"""
 

@@ -102,7 +102,7 @@ def test_fallback_prior_uses_only_the_logs_before_each_target(imported: Path) ->
     ]
 
 
-@pytest.mark.slow  # ~15 s: trains a small SASRec on the imported logs
+@pytest.mark.slow  # ~10 s: trains a small SASRec on the imported logs
 def test_sasrec_and_plan_table_arms(imported: Path, tmp_path: Path) -> None:
     root = tmp_path / "full"
     root.mkdir()

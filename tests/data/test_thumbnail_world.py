@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.curation import CURATION_FILES, load_example_frames
+from serendip.artifacts.frames import DecodeSettings, decode_item, fingerprint_items
 from serendip.artifacts.store import read_manifest
 from serendip.artifacts.world import load_world
 from serendip.core.cluster_tree import ClusterTree
@@ -76,3 +77,15 @@ def test_train_mllm_switches_to_the_thumbnail(tmp_path: Path) -> None:
     assert curated_visual(tmp_path, VisualSetting.parse("4")).thumbnail
     pd.DataFrame({"split": "train", "frames": [*frames, "4"]}).to_parquet(tmp_path / CURATION_FILES["sft"])
     assert curated_visual(tmp_path, VisualSetting.parse("4")).name == "4"
+
+
+def test_frame_store_keeps_items_with_a_thumbnail_and_no_video(thumbnail_world: Path) -> None:
+    items = load_world(thumbnail_world).items.head(3)
+    settings = DecodeSettings(num_frames=4, image_size=32)
+    media, errors = fingerprint_items(items, settings)
+    assert errors.empty and [item.video_path for item in media] == ["", "", ""]
+    row = decode_item(media[0], settings)
+    assert (row["frame_count"], row["frame_indices"], row["frame_height"]) == (1, [0, 0, 0, 0], 32)
+    assert row["frames"] == row["thumbnail"] * 4
+    media, errors = fingerprint_items(items.assign(thumbnail_path=None), settings)
+    assert not media and set(errors["error"]) == {"item has no video_path"}

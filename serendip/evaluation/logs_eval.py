@@ -189,8 +189,10 @@ class SASRecScorer:
         self.item_ids = list(artifact.vocabulary.item_ids)
         self.table = artifact.item_embeddings[[artifact.vocabulary.index(i) for i in self.item_ids]]
 
-    def scores(self, histories: Sequence[Sequence[str]], batch: int = 256) -> np.ndarray:
-        """[len(histories), len(item_ids)] dot products of each history's user embedding with every item."""
+        self.column_of = {item: column for column, item in enumerate(self.item_ids)}
+
+    def user_embeddings(self, histories: Sequence[Sequence[str]], batch: int = 256) -> np.ndarray:
+        """[len(histories), hidden] user embeddings of the histories (unknown items dropped)."""
         vocabulary, max_len = self.artifact.vocabulary, self.artifact.config.max_len
         rows = []
         for start in range(0, len(histories), batch):
@@ -199,9 +201,20 @@ class SASRecScorer:
                 for h in histories[start : start + batch]
             ]
             with self._torch.no_grad():
-                users = self.encoder(self._torch.tensor(indices, dtype=self._torch.long)).float().numpy()
-            rows.append(users @ self.table.T)
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.item_ids)))
+                rows.append(self.encoder(self._torch.tensor(indices, dtype=self._torch.long)).float().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, self.table.shape[1]), dtype=np.float32)
+
+    def top(self, user: np.ndarray, columns: np.ndarray | None, excluded: set[str], k: int) -> list[str]:
+        """The ``k`` best items by user · item among ``columns`` (None: every item), ``excluded`` left out."""
+        candidates = np.arange(len(self.item_ids)) if columns is None else columns
+        if not len(candidates):
+            return []
+        scores = self.table[candidates] @ user
+        wanted = min(len(candidates), k + len(excluded))
+        best = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(candidates) else np.arange(len(scores))
+        best = best[np.lexsort((candidates[best], -scores[best]))]
+        ranked = (self.item_ids[candidates[i]] for i in best)
+        return [item for item in ranked if item not in excluded][:k]
 
 
 ClusterChooser = Callable[[EvaluationRequest], tuple[list[str], str]]
@@ -232,7 +245,15 @@ class LogsArms:
         for item in self.popular:
             self.popular_by_cluster.setdefault(str(tree.node_of(item, level)), []).append(item)
         self.scorer = SASRecScorer(self.inputs.sasrec) if self.inputs.sasrec is not None else None
-        self.history_scores = self.scorer.scores([r.history for r in self.requests]) if self.scorer else None
+        self.users = self.scorer.user_embeddings([r.history for r in self.requests]) if self.scorer else None
+        self.cluster_columns = (
+            {
+                cluster: np.asarray([self.scorer.column_of[i] for i in items if i in self.scorer.column_of], dtype=int)
+                for cluster, items in self.popular_by_cluster.items()
+            }
+            if self.scorer
+            else {}
+        )
 
     def cluster(self, item: str) -> str | None:
         return self.inputs.tree.node_of(item, self.inputs.level) if item in self.inputs.tree else None
@@ -241,21 +262,14 @@ class LogsArms:
         excluded = set(request.history)
         return [item for item in ranked if item not in excluded][:limit]
 
-    def _by_score(self, scores: np.ndarray, request: EvaluationRequest, allowed: set[str] | None) -> list[str]:
-        assert self.scorer is not None
-        order = np.argsort(-scores, kind="stable")
-        ranked = (self.scorer.item_ids[i] for i in order)
-        ranked = [i for i in ranked if allowed is None or i in allowed]
-        return self._top(ranked, request, self.k)
-
     def fill(self, position: int, request: EvaluationRequest, clusters: list[str]) -> list[str]:
         """``k`` items from ``clusters``, evenly split: the user's SASRec scores there, else the most popular."""
         quota = max(1, math.ceil(self.k / max(len(clusters), 1)))
         slate: list[str] = []
         for cluster in clusters:
-            if self.history_scores is not None:
-                members = set(self.popular_by_cluster.get(cluster, []))
-                picked = self._by_score(self.history_scores[position], request, members)
+            if self.scorer is not None and self.users is not None:
+                columns = self.cluster_columns.get(cluster, np.zeros(0, dtype=int))
+                picked = self.scorer.top(self.users[position], columns, set(request.history), self.k)
             else:
                 picked = self._top(self.popular_by_cluster.get(cluster, []), request, self.k)
             slate += [item for item in picked if item not in slate][:quota]
@@ -277,15 +291,16 @@ class LogsArms:
             Slate(tuple(self._top(self.popular_by_cluster.get(str(self.cluster(r.context_item_id)), []), r, self.k)))
             for r in self.requests
         ]
-        if self.scorer is not None and self.history_scores is not None:
+        if self.scorer is not None and self.users is not None:
+            scorer, users = self.scorer, self.users
             self.labels["exploitation"] = "exploitation (SASRec on the history)"
             slates["exploitation"] = [
-                Slate(tuple(self._by_score(self.history_scores[p], r, None))) for p, r in enumerate(self.requests)
+                Slate(tuple(scorer.top(users[p], None, set(r.history), self.k))) for p, r in enumerate(self.requests)
             ]
-            context_scores = self.scorer.scores([[r.context_item_id] for r in self.requests])
+            contexts = scorer.user_embeddings([[r.context_item_id] for r in self.requests])
             self.labels["context_similar"] = "context-similar SASRec"
             slates["context_similar"] = [
-                Slate(tuple(self._by_score(context_scores[p], r, None))) for p, r in enumerate(self.requests)
+                Slate(tuple(scorer.top(contexts[p], None, set(r.history), self.k))) for p, r in enumerate(self.requests)
             ]
         else:
             for name in ("exploitation", "context_similar", "bandit"):

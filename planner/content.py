@@ -99,6 +99,10 @@ class ItemStore:
         """Item id -> title of every catalogue item."""
         return {item_id: row["title"] or "" for item_id, row in self._rows.items()}
 
+    def thumbnails(self) -> dict[str, str]:
+        """Item id -> thumbnail path of every catalogue item that has one."""
+        return {item_id: row["thumbnail_path"] for item_id, row in self._rows.items() if row.get("thumbnail_path")}
+
     def title(self, item_id: str) -> str:
         """The item's title ('' when unknown)."""
         return (self._rows.get(item_id) or {}).get("title") or ""

@@ -8,7 +8,7 @@ from planner.content import ItemStore
 from planner.fallback import FallbackPolicy
 from planner.live import MllmClient
 from planner.overlay import OverlayPlans
-from planner.placement import TitlePlacement
+from planner.placement import ContentPlacement, TitlePlacement, VisualPlacement
 from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planner, PlannerSettings
 from planner.popular import PopularInCluster
@@ -61,5 +61,12 @@ def load_planner(
         popular=PopularInCluster(curation.tree, level, items.impressions if items else {}),
         settings=settings,
         overlay=overlay,
-        placement=TitlePlacement(items.titles(), cluster_of) if items else None,
+        placement=_placement(items, cluster_of) if items else None,
     )
+
+
+def _placement(items: ItemStore, cluster_of: dict[str, str]) -> ContentPlacement:
+    """Fresh uploads placed by the catalogue's thumbnails (when it has any) and titles."""
+    thumbnails = items.thumbnails()
+    visual = VisualPlacement.from_thumbnails(thumbnails, cluster_of) if thumbnails else None
+    return ContentPlacement(TitlePlacement(items.titles(), cluster_of), visual)

@@ -24,7 +24,7 @@ from planner.fallback import FallbackPolicy
 from planner.live import LivePlan, MllmClient
 from planner.nearline import MissQueue, NearlineWorker, QueuedMiss
 from planner.overlay import OverlayPlans
-from planner.placement import TitlePlacement
+from planner.placement import ContentPlacement
 from planner.plan_watcher import PlanTableWatcher
 from planner.popular import PopularInCluster
 from serendip.artifacts.plans import DEFAULT_TOP_N, plan_rows
@@ -104,7 +104,7 @@ class Planner:
         settings: PlannerSettings | None = None,
         overlay: OverlayPlans | None = None,
         popular: PopularInCluster | None = None,
-        placement: TitlePlacement | None = None,
+        placement: ContentPlacement | None = None,
     ) -> None:
         self.tree = tree
         self.level = level
@@ -139,10 +139,10 @@ class Planner:
         return self._cluster_of.get(item_id)
 
     def placed_cluster(self, item_id: str, content: ContextContent | None) -> str | None:
-        """The item's cluster, or for an item outside the tree the cluster its title places it in (else None)."""
+        """The item's cluster, or for an item outside the tree the cluster its pixels or title place it in."""
         cluster = self._cluster_of.get(item_id)
         if cluster is None and content is not None and self.placement is not None:
-            return self.placement.place(content.title)
+            return self.placement.place(content)
         return cluster
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
@@ -185,7 +185,7 @@ class Planner:
         if context_cluster is None:
             if request_content is None:
                 raise NotFoundError("context_item.item_id", f"unknown item {item_id!r} and no context_content given")
-            context_cluster = self.placed_cluster(item_id, request_content)  # a fresh upload, placed by its title
+            context_cluster = self.placed_cluster(item_id, request_content)  # a fresh upload, placed by its content
         live = await self._live(item_id, request_content, context_cluster, deadline)
         if live is not None:
             self._count(Source.LIVE)

@@ -214,3 +214,18 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack(
         [np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR)) for frame in frames]
     )
+
+
+def frame_visual_features(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Visual features of a set of frames (averaged over them): ``histogram``, a position-free 64-bin colour
+    histogram (which colours, how much), and ``grid2`` / ``grid4``, mean colours on 2x2 and 4x4 grids (where)."""
+    count, height, width, _ = frames.shape
+    frames = frames[:, : height - height % 4, : width - width % 4]
+    height, width = frames.shape[1:3]
+    quantised = frames.astype(np.int32) >> 6
+    codes = (quantised[..., 0] * 16 + quantised[..., 1] * 4 + quantised[..., 2]).reshape(-1)
+    return {
+        "histogram": np.bincount(codes, minlength=64) / codes.size,
+        "grid2": frames.reshape(count, 2, height // 2, 2, width // 2, 3).mean(axis=(0, 2, 4)).reshape(-1) / 255,
+        "grid4": frames.reshape(count, 4, height // 4, 4, width // 4, 3).mean(axis=(0, 2, 4)).reshape(-1) / 255,
+    }

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from serendip.core.frames import sample_frames
+from serendip.core.frames import frame_visual_features, sample_frames
 from serendip.evaluation.confidence import bootstrap_ratio
 from serendip.evaluation.replay import GOOD_RELATIONS, EvaluationLogs
-from serendip.offline.tree_builder import VISUAL_PARTS, frame_visual_features
+from serendip.offline.tree_builder import VISUAL_PARTS
 
 DEFAULT_BUCKETS = 5
 

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from serendip.core.cluster_tree import ClusterNode, ClusterTree, level_column, path_node_id
 from serendip.core.errors import ConfigError, TreeError, VideoDecodeError
-from serendip.core.frames import sample_frames
+from serendip.core.frames import frame_visual_features, sample_frames
 from serendip.core.parallel import map_tasks
 from serendip.offline.coengagement import (
     POSITIVE_SATISFACTION,
@@ -159,20 +159,6 @@ class ItemEmbeddings:
 VISUAL_PARTS = {"histogram": 2.0, "grid2": 1.0, "grid4": 1.0}
 """Visual feature parts and their weights (times ``visual_weight``): a position-free 64-bin colour histogram
 (which colours, how much), and mean colours on 2x2 and 4x4 grids (where)."""
-
-
-def frame_visual_features(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Visual features of a set of frames (averaged over them), keyed as in ``VISUAL_PARTS``."""
-    count, height, width, _ = frames.shape
-    frames = frames[:, : height - height % 4, : width - width % 4]
-    height, width = frames.shape[1:3]
-    quantised = frames.astype(np.int32) >> 6
-    codes = (quantised[..., 0] * 16 + quantised[..., 1] * 4 + quantised[..., 2]).reshape(-1)
-    return {
-        "histogram": np.bincount(codes, minlength=64) / codes.size,
-        "grid2": frames.reshape(count, 2, height // 2, 2, width // 2, 3).mean(axis=(0, 2, 4)).reshape(-1) / 255,
-        "grid4": frames.reshape(count, 4, height // 4, 4, width // 4, 3).mean(axis=(0, 2, 4)).reshape(-1) / 255,
-    }
 
 
 def _video_features(task: tuple[str, int]) -> tuple[dict[str, np.ndarray] | None, str | None]:

@@ -1,15 +1,17 @@
-"""Fresh uploads placed in the tree by their title, and the Planner using the placement for an unknown item."""
+"""Fresh uploads placed in the tree by their pixels or title, and the Planner using the placement."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 
 from planner.content import ContextContent
 from planner.fallback import FallbackCluster, FallbackPolicy
-from planner.placement import TitlePlacement
+from planner.placement import ContentPlacement, TitlePlacement, VisualPlacement, pixel_features
 from planner.planning import Planner, Source
+from serendip.core.frames import save_jpeg
 from serendip.service.deadlines import Deadline
 from tests.retriever.chain_world import build_tree
 
@@ -55,7 +57,7 @@ def test_the_planner_plans_an_unknown_upload_from_its_placed_cluster() -> None:
     cluster_of = {item_id: cluster for item_id in tree.item_ids if (cluster := tree.node_of(item_id, 3))}
     words = {item_id: TOPIC_WORDS.get(cluster) for item_id, cluster in cluster_of.items()}
     catalogue_titles = {item_id: f"a {word} video" for item_id, word in words.items() if word}
-    planner = Planner(tree, 3, 1, policy, placement=TitlePlacement(catalogue_titles, cluster_of))
+    planner = Planner(tree, 3, 1, policy, placement=ContentPlacement(TitlePlacement(catalogue_titles, cluster_of)))
     upload = ContextContent("the best waffle video", np.zeros((2, 8, 8, 3), dtype=np.uint8), None)
     outcome = asyncio.run(planner.plan("upload-1", upload, [], 2, Deadline.after(1.0)))
     assert outcome.source is Source.FALLBACK and outcome.context_cluster == "c3-010"
@@ -63,3 +65,34 @@ def test_the_planner_plans_an_unknown_upload_from_its_placed_cluster() -> None:
     vague = ContextContent("ok but why", None, None)
     outcome = asyncio.run(planner.plan("upload-2", vague, [], 2, Deadline.after(1.0)))
     assert outcome.context_cluster is None and [p.cluster_id for p in outcome.clusters] == ["c3-111"]
+
+
+COLOURS = {"c3-000": (200, 30, 30), "c3-001": (30, 200, 30), "c3-010": (30, 30, 200)}
+
+
+def _image(colour: tuple[int, int, int], seed: int) -> np.ndarray:
+    """A 32x32 image of one colour, with a little noise and a small square of another colour."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(np.array(colour) + rng.normal(0, 8, (32, 32, 3)), 0, 255).astype(np.uint8)
+    image[:6, :6] = rng.integers(0, 256, 3)
+    return image
+
+
+def test_pixels_are_placed_where_the_nearest_thumbnails_are(tmp_path: Path) -> None:
+    thumbnails, cluster_of = {}, {}
+    for cluster, colour in COLOURS.items():
+        for copy in range(4):
+            item_id = f"{cluster}-{copy}"
+            save_jpeg(_image(colour, copy), tmp_path / f"{item_id}.jpg")
+            thumbnails[item_id], cluster_of[item_id] = str(tmp_path / f"{item_id}.jpg"), cluster
+    thumbnails["broken"], cluster_of["broken"] = str(tmp_path / "missing.jpg"), "c3-000"
+    visual = VisualPlacement.from_thumbnails(thumbnails, cluster_of)
+    assert len(visual) == 12  # the unreadable thumbnail is left out
+    assert visual.place(_image(COLOURS["c3-001"], 99)) == "c3-001"
+    frames = np.stack([_image(COLOURS["c3-010"], seed) for seed in (7, 8)])
+    assert visual.place(frames) == "c3-010"
+    assert pixel_features(frames).shape == pixel_features(frames[0]).shape
+    assert VisualPlacement({}, {}).place(frames) is None
+    content = ContentPlacement(TitlePlacement(*_catalogue()), visual)
+    assert content.place(ContextContent("a koala video", None, _image(COLOURS["c3-000"], 5))) == "c3-000"
+    assert content.place(ContextContent("a koala video", None, None)) == "c3-011"  # no pixels: the title

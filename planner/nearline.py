@@ -83,6 +83,11 @@ class MissQueue:
         metrics.NEARLINE_QUEUE_DEPTH.set(len(self._entries))
         return chosen
 
+    def queued_content(self, item_id: str) -> ContextContent | None:
+        """The pixels and title an item is queued with (None when it is not queued, or queued without them)."""
+        queued = self._entries.get(item_id)
+        return queued.content if queued is not None else None
+
     def discard(self, item_id: str) -> None:
         """Forget an item that got planned another way (a LIVE run)."""
         miss = self._entries.pop(item_id, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -41,6 +41,10 @@ class Source(Enum):
     CACHE = 1
     LIVE = 2
     FALLBACK = 3
+
+
+PLACEMENTS_KEPT = 10_000
+"""Fresh-upload placements remembered (least recently asked for dropped first)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Planner:
         self.overlay = overlay
         self.popular = popular or PopularInCluster(tree, level, items.impressions if items else {})
         self.placement = placement
+        self._placed: OrderedDict[str, str | None] = OrderedDict()
+        """Upload id -> its placement, the most recent PLACEMENTS_KEPT (a miss is asked for again until planned)."""
         self.misses = (
             MissQueue(self.settings.nearline_max_queued, self.settings.nearline_max_queued_with_pixels)
             if overlay is not None and mllm is not None
@@ -141,9 +147,19 @@ class Planner:
     def placed_cluster(self, item_id: str, content: ContextContent | None) -> str | None:
         """The item's cluster, or for an item outside the tree the cluster its pixels or title place it in."""
         cluster = self._cluster_of.get(item_id)
-        if cluster is None and content is not None and self.placement is not None:
-            return self.placement.place(content)
-        return cluster
+        if cluster is not None or content is None or self.placement is None:
+            return cluster
+        if item_id in self._placed:  # an upload asked for again before it is planned: placed once
+            self._placed.move_to_end(item_id)
+            return self._placed[item_id]
+        placed = self._placed[item_id] = self.placement.place(content)
+        if len(self._placed) > PLACEMENTS_KEPT:
+            self._placed.popitem(last=False)
+        return placed
+
+    def queued_content(self, item_id: str) -> ContextContent | None:
+        """The content a miss waits for nearline planning with (None when none is queued)."""
+        return self.misses.queued_content(item_id) if self.misses is not None else None
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
         """Planning-level clusters of the known history items."""

@@ -69,9 +69,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
     async def _plan(self, request, history: list[str], n: int, deadline: Deadline) -> PlanOutcome:
         planner = self._ready()
         item_id = request.context_item.item_id
-        # Decoding JPEGs costs milliseconds of this loop: done only when the item has to be planned.
+        # Decoding JPEGs costs milliseconds of this loop: done only when the item has to be planned and its
+        # pixels are not already waiting for nearline planning (an upload is asked for again until planned).
         must_plan = request.HasField("context_content") and planner.cached(item_id) is None
-        content = content_from_request(request.context_content) if must_plan else None
+        content = None
+        if must_plan:
+            content = planner.queued_content(item_id) or content_from_request(request.context_content)
         return await planner.plan(item_id, content, history, n, deadline)
 
     def _plan_response(self, outcome: PlanOutcome, include_reasoning: bool) -> planner_pb2.PlanResponse:

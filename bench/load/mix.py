@@ -131,6 +131,10 @@ class RequestMix:
         """A context item, drawn with probability proportional to its impressions."""
         return str(self.rng.choice(self.item_ids, p=self.weights))
 
+    def context_items(self, count: int) -> list[str]:
+        """``count`` context items drawn at once (one pass over the weights, not one per draw)."""
+        return [str(item) for item in self.rng.choice(self.item_ids, size=count, p=self.weights)]
+
     def session(self) -> list[HeldOutEvent]:
         """A held-out session, drawn uniformly over users."""
         return self.sessions[int(self.rng.integers(len(self.sessions)))]

@@ -85,7 +85,7 @@ def one_pass(traffic: ReplayTraffic, mix: RequestMix, num_clusters: int = 3) -> 
     (context item id, serialised PlanRequest): the load generator spends its time sending, not encoding."""
     requests = []
     in_traffic = set(traffic.catalogue_items)
-    draws = [mix.context_item() for _ in range(traffic.extra_per_pass * 3)]
+    draws = mix.context_items(traffic.extra_per_pass * 3)
     extra = [item for item in draws if item in in_traffic][: traffic.extra_per_pass]
     for item_id in [*traffic.catalogue_items, *extra]:
         requests.append(

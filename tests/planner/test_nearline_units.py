@@ -40,7 +40,9 @@ def test_miss_queue_is_bounded_in_items_and_in_pixel_carrying_entries() -> None:
     assert queue.offer("v1", None) and queue.offer("v2", None)
     assert not queue.offer("v3", None) and queue.dropped == 2
     assert queue.offer("v1", None)  # a queued item is only counted again
+    assert queue.queued_content("upload-1") is not None and queue.queued_content("v1") is None
     queue.discard("upload-1")
+    assert queue.queued_content("upload-1") is None
     assert queue.offer("upload-2", _pixels())
 
 

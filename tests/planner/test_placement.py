@@ -62,6 +62,11 @@ def test_the_planner_plans_an_unknown_upload_from_its_placed_cluster() -> None:
     outcome = asyncio.run(planner.plan("upload-1", upload, [], 2, Deadline.after(1.0)))
     assert outcome.source is Source.FALLBACK and outcome.context_cluster == "c3-010"
     assert [p.cluster_id for p in outcome.clusters] == siblings["c3-010"][:2]
+    placed = []
+    real_place = planner.placement.place  # type: ignore[union-attr]
+    planner.placement.place = lambda content: placed.append(content) or real_place(content)  # type: ignore[union-attr,method-assign]
+    again = asyncio.run(planner.plan("upload-1", upload, [], 2, Deadline.after(1.0)))
+    assert again.context_cluster == "c3-010" and placed == []  # an upload asked for again is placed once
     vague = ContextContent("ok but why", None, None)
     outcome = asyncio.run(planner.plan("upload-2", vague, [], 2, Deadline.after(1.0)))
     assert outcome.context_cluster is None and [p.cluster_id for p in outcome.clusters] == ["c3-111"]

@@ -306,7 +306,9 @@ def validate_interactions(
 
 def _read_parquet(path: str | os.PathLike[str], table: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        # One thread: pyarrow 23's reader threads can still be running when a job exits right after a read
+        # (a bad table), and the interpreter then aborts (SIGABRT, 'terminate called') about half the time.
+        return pd.read_parquet(path, use_threads=False)
     except FileNotFoundError as error:
         raise SchemaError(f"{table} file {path} does not exist") from error
     except (OSError, ValueError) as error:

@@ -4,8 +4,9 @@ cluster on this machine, every port on 127.0.0.1.
 Ray binds only loopback when ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (docs/platform.md), but its CLI then refuses
 to start a node that joins a head ("Multi-node Ray clusters are not supported on Windows and OSX"): the variable is
 also the switch for multi-node support on those systems. With it at 1, Ray replaces a loopback node address by the
-host's interface address and binds 0.0.0.0. This command is Ray's own ``ray start`` (same options) with only that
-guard lifted, on Linux: the node's addresses still resolve to 127.0.0.1, so the head and this node talk over
+host's interface address and listens on every interface, so it stays 0 here. This command is Ray's own
+``ray start`` (same options) with only that guard lifted, on Linux: the node's addresses still resolve to
+127.0.0.1, so the head and this node talk over
 loopback and nothing listens elsewhere. Ray supports several nodes on one host (a driver joins the head's raylet).
 
 On a real cluster none of this applies: worker nodes run plain ``ray start --address <head-ip>:6379`` without the

@@ -53,8 +53,9 @@ class BuildEnginesJob:
     """mllm model instances"""
     mllm_queue_delay_us: int = 5000
     """mllm dynamic-batching delay"""
-    seqrec_queue_delay_us: int = 1000
-    """seqrec dynamic-batching delay"""
+    seqrec_queue_delay_us: int = 0
+    """seqrec dynamic-batching delay: 0, since its client, the Retriever, already sends the calls that arrive
+    while one is under way as one batch (a delay would only add to every Retrieve's latency)"""
     seqrec_format: SeqrecFormat = "torchscript"
     """seqrec runs the TorchScript, or an AOTInductor package compiled now from the torch.export program (needs g++)"""
 

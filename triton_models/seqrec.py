@@ -46,7 +46,8 @@ def seqrec_python_config(
     model_format: SeqrecFormat = "torchscript",
 ) -> mc.ModelConfig:
     """Python-backend config; dynamic batching unless ``max_queue_delay_us`` is None. The parameters
-    ``model_format`` and ``model_file`` tell the model which file to load and how."""
+    ``model_format`` and ``model_file`` tell the model which file to load and how; ``trim_histories`` whether
+    the encoder takes a batch cut to its longest history."""
     if model_format not in MODEL_FILES:
         raise ValueError(f"seqrec model_format must be one of {get_args(SeqrecFormat)}, not {model_format!r}")
     inputs = [HISTORY.with_dims((artifact.config.max_len,))]
@@ -63,6 +64,7 @@ def seqrec_python_config(
             "model_format": model_format,
             "model_file": MODEL_FILES[model_format],
             "torch_threads": str(torch_threads),
+            "trim_histories": str(artifact.config.trimmed_histories).lower(),
         },
     )
     add_zero_warmup(config, inputs)

@@ -69,6 +69,10 @@ class SASRecConfig:
     inner: int = 256
     max_len: int = 50
     dropout: float = 0.2
+    trimmed_histories: bool = False
+    """The exported encoder accepts a batch cut to its longest history (leading all-padding columns dropped) and
+    encodes it exactly as at ``max_len``; False in versions written before encoders did (the serving model then
+    sends full-length histories)."""
 
     def to_dict(self) -> dict[str, float | int]:
         """JSON-ready fields."""

@@ -3,6 +3,7 @@ python backend's format (TorchScript or torch.export) is selected by build-engin
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def test_python_backend_config(trained_sasrec, tmp_path: Path) -> None:
     assert list(config.output[0].dims) == [artifact.config.hidden]
     assert config.parameters["model_format"].string_value == "torchscript"
     assert config.parameters["model_file"].string_value == "user_encoder.pt"
+    assert config.parameters["trim_histories"].string_value == "true"  # the encoder was written by this code
     warmup = config.model_warmup[0]
     assert warmup.inputs["HISTORY"].zero_data and list(warmup.inputs["HISTORY"].dims) == [artifact.config.max_len]
 
@@ -43,6 +45,13 @@ def test_python_backend_config_is_the_clients_spec(trained_sasrec) -> None:
     for served, specs in ((config.input, SEQREC.inputs), (config.output, SEQREC.outputs)):
         assert [(t.name, mc.DataType.Name(t.data_type)) for t in served] == [(s.name, s.data_type) for s in specs]
     assert config.name == SEQREC.name
+
+
+def test_encoders_written_before_trimming_get_full_length_histories(trained_sasrec) -> None:
+    """A version without ``trimmed_histories`` in its model config (written by older code) is never trimmed."""
+    artifact = trained_sasrec[2]
+    legacy = dataclasses.replace(artifact, config=dataclasses.replace(artifact.config, trimmed_histories=False))
+    assert seqrec_python_config(legacy).parameters["trim_histories"].string_value == "false"
 
 
 def test_unbatched_python_config_has_no_dynamic_batching(trained_sasrec) -> None:

@@ -6,7 +6,9 @@ the instance group is KIND_GPU, else on CPU with ``torch_threads`` threads.
 
 Config parameters: ``model_format`` ``torchscript`` (``torch.jit.load``) or ``export`` (an AOTInductor package of
 the ``torch.export`` program, ``torch._inductor.aoti_load_package``, compiled for this instance kind's device),
-``model_file`` the file in the version directory.
+``model_file`` the file in the version directory, ``trim_histories`` ``true`` when the encoder takes a batch cut to
+its longest history (positions counted from the most recent item): the leading columns that are padding in every
+history of a batch are then dropped before the forward pass, which costs in proportion to the length.
 """
 
 import os
@@ -41,6 +43,7 @@ class TritonPythonModel:
             self.device = torch.device("cpu")
             torch.set_num_threads(int(parameters.get("torch_threads", "1")))
         model_path = Path(args["model_repository"]) / args["model_version"] / parameters["model_file"]
+        self.trim_histories = parameters.get("trim_histories", "false") == "true"
         model_format = parameters.get("model_format", "torchscript")
         if model_format == "torchscript":
             self.encoder = torch.jit.load(str(model_path), map_location=self.device)
@@ -55,11 +58,20 @@ class TritonPythonModel:
 
     def execute(self, requests):
         histories = [pb_utils.get_input_tensor_by_name(r, HISTORY.name).as_numpy() for r in requests]
+        batch = np.concatenate(histories)
+        if self.trim_histories:
+            batch = without_shared_padding(batch)
         with torch.no_grad():
-            batch = torch.from_numpy(np.concatenate(histories)).to(self.device)
+            batch = torch.from_numpy(batch).to(self.device)
             users = self.encoder(batch).float().cpu().numpy()
         bounds = np.cumsum([0] + [len(h) for h in histories])
         return [
             pb_utils.InferenceResponse([pb_utils.Tensor(USER_EMBEDDING.name, users[start:end])])
             for start, end in zip(bounds[:-1], bounds[1:], strict=True)
         ]
+
+
+def without_shared_padding(histories: np.ndarray) -> np.ndarray:
+    """``histories`` [B, L] without the leading columns that are padding (0) in every row (at least one kept)."""
+    used = np.flatnonzero(histories.any(axis=0))
+    return np.ascontiguousarray(histories[:, used[0] if used.size else -1 :])

@@ -4,6 +4,7 @@ into an AOTInductor package for one device (``build-engines --seqrec-format expo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +36,17 @@ def script_user_encoder(model: SASRec) -> torch.jit.ScriptModule:
 def export_user_encoder(model: SASRec) -> torch.export.ExportedProgram:
     """``model`` in eval mode as an ExportedProgram: history [batch, max_len] int64 -> user embedding [batch, D].
 
-    The batch dimension is dynamic (any size from 1); the length is fixed at ``max_len``, as Triton's config
-    fixes it. Traced with a batch of 2, so the batch size is not specialised to 1.
+    Both dimensions are dynamic: any batch size, and any length up to ``max_len`` (Triton's config fixes the
+    length at ``max_len``; the serving model may cut a batch to its longest history). Traced with a batch of 2 and
+    the full length, so neither size is specialised to 1.
     """
     model = _inference_copy_of(model)
     sample = torch.zeros(2, model.max_len, dtype=torch.int64)
     sample[:, -1] = 1
     batch = torch.export.Dim("batch", min=1)
+    length = torch.export.Dim("length", min=1, max=model.max_len)
     with torch.no_grad():
-        return torch.export.export(model, (sample,), dynamic_shapes={"history": {0: batch}})
+        return torch.export.export(model, (sample,), dynamic_shapes={"history": {0: batch, 1: length}})
 
 
 def compile_user_encoder(exported: Path, package: Path, device: str = "cpu") -> Path:
@@ -65,8 +68,8 @@ def compile_user_encoder(exported: Path, package: Path, device: str = "cpu") -> 
 def write_sasrec_files(
     directory: Path, model: SASRec, config: SASRecConfig, vocabulary: ItemVocabulary, popularity: np.ndarray
 ) -> None:
-    """Write the serving files of a trained model into ``directory``."""
+    """Write the serving files of a trained model into ``directory`` (encoders that accept trimmed histories)."""
     script_user_encoder(model).save(str(directory / USER_ENCODER))
     torch.export.save(export_user_encoder(model), str(directory / EXPORTED_USER_ENCODER))
     item_embeddings = model.item_table().detach().numpy().astype(np.float32)
-    write_sasrec_tables(directory, config, vocabulary, item_embeddings, popularity)
+    write_sasrec_tables(directory, replace(config, trimmed_histories=True), vocabulary, item_embeddings, popularity)

@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def system_under_test(args: argparse.Namespace, scratch: Path) -> Iterator[tuple[Endpoints, set[str] | None]]:
     """Endpoints to load and the cached context items (None when unknown); starts a LocalStack if none given."""
     if args.planner or args.retriever or args.triton:
-        cached = set(PlanTable.load(args.artifacts).plans) if has_artifact(args.artifacts, PLANS_KIND) else None
+        cached = set(PlanTable.load(args.artifacts)) if has_artifact(args.artifacts, PLANS_KIND) else None
         yield Endpoints(planner=args.planner, retriever=args.retriever, triton=args.triton), cached
         return
     plans_root, cached = prepare_plan_table(args.artifacts, scratch / "plan-root")

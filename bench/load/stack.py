@@ -39,7 +39,7 @@ def prepare_plan_table(
     throughput does not depend on the plans' content; ``every=2`` leaves half the items to LIVE planning).
     """
     if use_published and has_artifact(artifacts, PLANS_KIND):
-        return artifacts, set(PlanTable.load(artifacts).plans)
+        return artifacts, set(PlanTable.load(artifacts))
     from planner.loading import load_planner
 
     bundle = resolve_bundle(artifacts)

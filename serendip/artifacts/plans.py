@@ -1,35 +1,48 @@
 """The plan table: ranked serendipitous clusters per catalogue item, precomputed by batch inference.
 
-Published as a versioned ``plans`` artifact (``artifacts/plans/<version>/plans.parquet`` + manifest,
-``LATEST`` switched atomically); the Planner follows ``LATEST`` (``planner.plan_watcher``).
+Published as a versioned ``plans`` artifact (``artifacts/plans/<version>/`` + manifest, ``LATEST`` switched
+atomically): ``plans.parquet`` (the rows, for jobs) and ``plans.arrow`` (the same plans in the serving layout of
+``serendip.artifacts.plan_index``, which the Planner memory-maps). The Planner follows ``LATEST``
+(``planner.plan_watcher``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from serendip.artifacts.plan_index import (
+    CachedCluster,
+    PlanIndex,
+    build_serving_batch,
+    open_serving_file,
+    write_serving_file,
+)
 from serendip.artifacts.store import ArtifactWriter, read_manifest, resolve_artifact
 
 PLANS_KIND = "plans"
 SCHEMA_VERSION = 1
 PLANS_FILE = "plans.parquet"
+SERVING_FILE = "plans.arrow"
 PLAN_COLUMNS = ["item_id", "rank", "cluster_id", "score", "reasoning"]
+PLAN_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("rank", pa.int64()),
+        ("cluster_id", pa.string()),
+        ("score", pa.float64()),
+        ("reasoning", pa.string()),
+    ]
+)
+MEMO_ITEMS = 4096
+"""Items whose decoded plans a PlanTable keeps (a few MB; emptied when full)."""
 DEFAULT_TOP_N = 5
 """Clusters kept per item by batch planning, nearline planning and LIVE planning alike."""
-
-
-@dataclass(frozen=True)
-class CachedCluster:
-    """One planned cluster of an item."""
-
-    cluster_id: str
-    score: float
-    reasoning: str
 
 
 def plans_from_rows(rows: Iterable[tuple[str, int, str, float, str | None]]) -> dict[str, list[CachedCluster]]:
@@ -52,29 +65,59 @@ def plans_by_item(frame: pd.DataFrame) -> dict[str, list[CachedCluster]]:
 
 
 class PlanTable:
-    """item id -> clusters best first, with the artifact version they came from."""
+    """item id -> clusters best first, with the artifact version they came from.
 
-    def __init__(self, plans: Mapping[str, list[CachedCluster]], version: str) -> None:
-        self.plans = dict(plans)
+    Backed by a ``PlanIndex``: memory-mapped ``plans.arrow`` for versions that have it, else the same layout
+    built in memory from ``plans.parquet`` (versions published before it, and ``from_frame``).
+    """
+
+    def __init__(self, index: PlanIndex, version: str) -> None:
+        self.index = index
         self.version = version
+        self._memo: dict[str, list[CachedCluster]] = {}
 
     def __len__(self) -> int:
-        return len(self.plans)
+        return len(self.index)
+
+    def __iter__(self) -> Iterator[str]:
+        """Item ids that have a plan."""
+        return iter(self.index)
 
     def get(self, item_id: str) -> list[CachedCluster]:
-        """The item's plan (empty when the item has none)."""
-        return self.plans.get(item_id, [])
+        """The item's plan (empty when the item has none); callers must not change the list.
+
+        Lists built for the last (up to) MEMO_ITEMS items asked for are kept and handed out again: ranking-stack
+        traffic is dominated by popular items, and a dict hit costs a tenth of decoding the item from the index.
+        """
+        entries = self._memo.get(item_id)
+        if entries is None:
+            entries = self.index.lookup(item_id)
+            if len(self._memo) >= MEMO_ITEMS:
+                self._memo.clear()
+            self._memo[item_id] = entries
+        return entries
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, version: str) -> PlanTable:
         """Build from rows of PLAN_COLUMNS."""
-        return cls(plans_by_item(frame), version)
+        return cls(PlanIndex(build_serving_batch(_plan_table(frame))), version)
 
     @classmethod
     def load(cls, path: Path) -> PlanTable:
         """Load a plans artifact (version dir, kind dir following LATEST, or artifacts root)."""
         directory = resolve_artifact(path, PLANS_KIND)
-        return cls.from_frame(pd.read_parquet(directory / PLANS_FILE), read_manifest(directory)["version"])
+        version = read_manifest(directory)["version"]
+        serving = open_serving_file(directory / SERVING_FILE) if (directory / SERVING_FILE).is_file() else None
+        if serving is None:
+            serving = build_serving_batch(pq.read_table(directory / PLANS_FILE, columns=PLAN_COLUMNS))
+        return cls(PlanIndex(serving), version)
+
+
+def _plan_table(rows: list[dict[str, Any]] | pd.DataFrame | pa.Table) -> pa.Table:
+    """Plan rows as an Arrow table of PLAN_COLUMNS."""
+    if not isinstance(rows, pa.Table):
+        rows = pa.Table.from_pandas(pd.DataFrame(rows, columns=PLAN_COLUMNS), preserve_index=False)
+    return rows.select(PLAN_COLUMNS).cast(PLAN_SCHEMA)
 
 
 def plan_rows(item_id: str, clusters: Iterable[tuple[str, float, str | None]]) -> list[dict[str, Any]]:
@@ -87,7 +130,7 @@ def plan_rows(item_id: str, clusters: Iterable[tuple[str, float, str | None]]) -
 
 def publish_plan_table(
     root: Path,
-    rows: list[dict[str, Any]] | pd.DataFrame,
+    rows: list[dict[str, Any]] | pd.DataFrame | pa.Table,
     parameters: dict[str, Any],
     inputs: dict[str, Any] | None = None,
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
@@ -95,14 +138,17 @@ def publish_plan_table(
 ) -> Path:
     """Write ``rows`` as a new plans version under ``root`` and switch LATEST to it; returns the version dir.
 
-    ``extra_tables`` (file name -> table) are written beside ``plans.parquet`` in the same atomic version (e.g.
-    the batch job's ``processed.parquet``); ``counts`` are added to the manifest counts.
+    Writes ``plans.parquet`` and its serving layout ``plans.arrow``. ``extra_tables`` (file name -> table) are
+    written beside them in the same atomic version (e.g. the batch job's ``processed.parquet``); ``counts`` are
+    added to the manifest counts.
     """
-    frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    table = _plan_table(rows)
+    serving = build_serving_batch(table)
     with ArtifactWriter(root, PLANS_KIND, parameters, inputs=inputs or {}) as writer:
-        frame.to_parquet(writer.dir / PLANS_FILE, index=False)
-        for file_name, table in (extra_tables or {}).items():
-            table.to_parquet(writer.dir / file_name, index=False)
+        pq.write_table(table, writer.dir / PLANS_FILE)
+        write_serving_file(serving, writer.dir / SERVING_FILE)
+        for file_name, extra in (extra_tables or {}).items():
+            extra.to_parquet(writer.dir / file_name, index=False)
         writer.counts.update(counts or {})
-        writer.counts.update({"items": int(frame["item_id"].nunique()), "rows": len(frame)})
+        writer.counts.update({"items": serving.num_rows, "rows": table.num_rows})
     return writer.final_dir

@@ -59,7 +59,7 @@ def _cached_item(stack, pipeline, tree) -> str:
     """An item the loaded plan table holds (a one-item table is published when none is loaded yet)."""
     table = stack.planner.plans.table
     if table is not None and len(table):
-        return next(iter(table.plans))
+        return next(iter(table))
     item_id = tree.item_ids[-2]
     siblings = tree.siblings(tree.node_of(item_id, 3))
     _publish(pipeline, plan_rows(item_id, [(siblings[0], -1.0, "cached")]), {"run": "cached"})

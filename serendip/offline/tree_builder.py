@@ -129,6 +129,10 @@ WEIGHT_GRID = (0.0, 0.5, 1.0)
 SELECTION_RESTARTS, SELECTION_ITERATIONS = 3, 15
 COLD_START_NEIGHBOURS = 10
 NEIGHBOUR_CHUNK = 512
+EXACT_NEIGHBOUR_PAIRS = 1_000_000_000
+"""Largest items x warm items whose content neighbours are found exactly (about 30k x 30k; seconds)."""
+HNSW_LINKS = 32
+HNSW_SEARCH_DEPTH = 64
 COLD_START_SHRINKAGE = 3.0
 """An item in n training pairs gets ``n / (n + 3)`` of its own PMI vector, the rest from its content neighbours."""
 
@@ -255,23 +259,47 @@ def collaborative_block(
     vectors = collaborative.vectors
     if len(warm) == 0:
         return np.zeros((len(item_ids), 1)), len(item_ids)
-    neighbours = min(COLD_START_NEIGHBOURS, len(warm))
     norms = np.linalg.norm(content, axis=1, keepdims=True)
-    unit = np.divide(content, norms, out=np.zeros_like(content), where=norms > 1e-12)
-    warm_unit = unit[warm].astype(np.float32)
-    warm_position = np.full(len(item_ids), -1)
-    warm_position[warm] = np.arange(len(warm))
-    from_content = np.empty_like(vectors)
-    for start in range(0, len(item_ids), NEIGHBOUR_CHUNK):  # chunks bound the similarity matrix's memory
-        rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, len(item_ids)))
-        similarity = unit[rows].astype(np.float32) @ warm_unit.T
-        own_column = warm_position[rows]
-        similarity[np.flatnonzero(own_column >= 0), own_column[own_column >= 0]] = -np.inf  # not its own neighbour
-        nearest = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
-        from_content[rows] = vectors[warm][nearest].mean(axis=1)
+    unit = np.divide(content, norms, out=np.zeros_like(content), where=norms > 1e-12).astype(np.float32)
+    nearest = _warm_neighbours(unit, warm, min(COLD_START_NEIGHBOURS, len(warm)))
+    from_content = vectors[warm][nearest].mean(axis=1)
     own = (counts / (counts + COLD_START_SHRINKAGE))[:, None]
     blended = own * vectors + (1 - own) * from_content
     return _scaled_block(blended, np.ones(len(item_ids), dtype=bool)), int((counts == 0).sum())
+
+
+def _warm_neighbours(unit: np.ndarray, warm: np.ndarray, neighbours: int) -> np.ndarray:
+    """[items, neighbours] positions in ``warm`` of each item's most cosine-similar warm items (never itself).
+
+    Exact while items x warm items stays under EXACT_NEIGHBOUR_PAIRS; above that (catalogues of 10^5 items and
+    more, where the exact search grows with items squared) a FAISS HNSW graph over the warm items answers in
+    about items x log(warm items), approximately (more than ``neighbours`` are asked for, so losing the item
+    itself never leaves a row short).
+    """
+    warm_position = np.full(len(unit), -1)
+    warm_position[warm] = np.arange(len(warm))
+    if len(unit) * len(warm) <= EXACT_NEIGHBOUR_PAIRS:
+        nearest = np.empty((len(unit), neighbours), dtype=np.int64)
+        warm_unit = unit[warm]
+        for start in range(0, len(unit), NEIGHBOUR_CHUNK):  # chunks bound the similarity matrix's memory
+            rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, len(unit)))
+            similarity = unit[rows] @ warm_unit.T
+            own_column = warm_position[rows]
+            similarity[np.flatnonzero(own_column >= 0), own_column[own_column >= 0]] = -np.inf
+            nearest[rows] = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
+        return nearest
+    import faiss  # seconds to import: only where a catalogue is this big
+
+    index = faiss.IndexHNSWFlat(unit.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = HNSW_SEARCH_DEPTH
+    index.add(np.ascontiguousarray(unit[warm]))
+    _, found = index.search(np.ascontiguousarray(unit), neighbours + 1)
+    found[found == warm_position[:, None]] = -1  # never its own neighbour
+    # Each row's first ``neighbours`` hits that are neither the item itself nor missing (-1, sorted to the end);
+    # a row the graph answered short repeats its best hit.
+    order = np.argsort(found < 0, axis=1, kind="stable")[:, :neighbours]
+    nearest = np.take_along_axis(found, order, axis=1)
+    return np.where(nearest >= 0, nearest, nearest[:, :1])
 
 
 def item_embeddings(

@@ -172,3 +172,22 @@ def test_hard_world_tree_beats_the_content_only_builder(hard_world) -> None:
 
 def test_default_world_has_no_tags_column(world_dir: Path) -> None:
     assert "tags" not in pd.read_parquet(world_dir / "items.parquet").columns
+
+
+def test_content_neighbours_of_big_catalogues_come_from_an_hnsw_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EXACT_NEIGHBOUR_PAIRS the cold-start neighbours are found approximately: nearly the exact ones, never
+    the item itself."""
+    from serendip.offline import tree_builder
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 16))
+    vectors = centres[rng.integers(len(centres), size=3000)] + 0.3 * rng.normal(size=(3000, 16))
+    unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    warm = np.sort(rng.choice(len(unit), size=2000, replace=False))
+    exact = tree_builder._warm_neighbours(unit, warm, 10)
+    monkeypatch.setattr(tree_builder, "EXACT_NEIGHBOUR_PAIRS", 0)
+    approximate = tree_builder._warm_neighbours(unit, warm, 10)
+    assert approximate.shape == exact.shape == (len(unit), 10)
+    assert not (warm[approximate] == np.arange(len(unit))[:, None]).any()
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact, strict=True)])
+    assert recall >= 0.9

@@ -104,6 +104,14 @@ bench: setup  ## Benchmarks; results in bench/results/<date>.json, reports/repla
 	$(BIN)/python -m bench.run --output-dir bench/results --artifacts $(ARTIFACTS)
 	$(BIN)/python -m bench.replay --artifacts $(ARTIFACTS)
 
+# Scaling run (docs/scale.md): hours at the default sizes; SCALE_ARGS="--sizes 10000 100000 --stages tree curation".
+SCALE_ARGS ?= --sizes 10000 100000 1000000
+
+.PHONY: bench-scale
+
+bench-scale: setup  ## Cost against catalogue size (10k/100k/1M items): bench/results/scale-<stamp>.json/.png, BENCHMARKS.md
+	nice $(BIN)/python -m bench.scale --output-dir bench/results $(SCALE_ARGS)
+
 clean:  ## Remove generated stubs and run outputs (keeps .venv)
 	rm -rf serendip/v1 $(ARTIFACTS) reports .pytest_cache
 

@@ -1,0 +1,1 @@
+"""``python -m bench.scale`` (``make bench-scale``): how each stage's cost grows with the catalogue (docs/scale.md)."""

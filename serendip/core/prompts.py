@@ -18,6 +18,13 @@ QUESTION = "Which interest cluster would be a serendipitous next step for its vi
 COT_INSTRUCTION = "First say what the video shows, then name the cluster."
 ANSWER_MARKER = "cluster: "
 """In chain-of-thought targets the cluster description follows this marker on the last line."""
+THOUGHT_LEAD = "the video shows "
+"""How every chain-of-thought target begins (the item's own thought follows it)."""
+THOUGHT_STOP_WORDS = frozenset(
+    "the a an and or of in on at to with for from by is are was were be it its this that these those as into "
+    "over under then than but not no video shows".split()
+)
+"""Words a thought is not matched on: function words and the lead's own."""
 
 
 def prompt_text(variant: str, title: str) -> str:
@@ -39,7 +46,7 @@ def target_text(variant: str, description: str, cot_text: str | None = None) -> 
         if not cot_text:
             raise ConfigError("video_cot targets need a cot_text (what the video shows)")
         period = "" if cot_text.endswith(".") else "."
-        return f"the video shows {cot_text}{period}\n{ANSWER_MARKER}{description}"
+        return f"{THOUGHT_LEAD}{cot_text}{period}\n{ANSWER_MARKER}{description}"
     if variant not in VARIANTS:
         raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
     return description
@@ -49,3 +56,10 @@ def answer_description(generated: str) -> str:
     """The cluster description in a generated answer (text after the last ``ANSWER_MARKER``, if any)."""
     _, marker, tail = generated.rpartition(ANSWER_MARKER)
     return (tail if marker else generated).strip()
+
+
+def thought_words(thought: str) -> frozenset[str]:
+    """Content words of a chain-of-thought text (lower case, letters only, at least 3 long, THOUGHT_STOP_WORDS out):
+    what a generated thought and the item's own are compared on."""
+    words = "".join(c if c.isalpha() else " " for c in thought.lower()).split()
+    return frozenset(w for w in words if len(w) >= 3 and w not in THOUGHT_STOP_WORDS)

@@ -32,6 +32,7 @@ from serendip.core.cluster_tree import DEFAULT_DELTA, DEFAULT_PLANNING_LEVEL, Cl
 from serendip.core.errors import ConfigError, CurationError, VideoDecodeError
 from serendip.core.frames import load_image, read_video, select_thumbnail_index, uniform_frame_indices
 from serendip.core.prompts import FRAME_COUNTS, NO_FRAMES, THUMBNAIL, VARIANTS, VIDEO_VARIANTS, prompt_text, target_text
+from serendip.offline.thoughts import learnable_thoughts
 
 SESSION_GAP = pd.Timedelta(minutes=30)
 SPLITS = ("train", "heldout")
@@ -289,6 +290,17 @@ def _sft_rows(
     return pd.DataFrame(rows)
 
 
+def _tags(records: pd.DataFrame) -> dict[str, list[str]]:
+    """item id -> its tags (genres), for items that have any (none without a ``tags`` column)."""
+    if "tags" not in records.columns:
+        return {}
+    return {
+        str(item): [str(tag) for tag in value]
+        for item, value in records["tags"].items()
+        if value is not None and not isinstance(value, float) and len(value)
+    }
+
+
 def curate(
     items: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -302,7 +314,8 @@ def curate(
     """Run steps 1-6 of the module docstring on validated items/interactions.
 
     ``captions`` (item -> what its video shows) feed the chain-of-thought targets; without them the item's
-    ``description`` is used, and ``video_cot`` rows are skipped for items that have neither.
+    ``description`` is used, and ``video_cot`` rows are skipped for items that have neither. Texts too long for a
+    small model to learn become keyword lines (``serendip.offline.thoughts``).
     ``truth_good_clusters`` (item -> true good clusters) with ``truth_cluster_of`` (built cluster -> true
     cluster) add a label-precision figure to the report (synthetic worlds only).
     """
@@ -341,6 +354,7 @@ def curate(
 
     records = items.set_index("item_id")
     texts = dict(captions) if captions is not None else records["description"].dropna().to_dict()
+    texts = learnable_thoughts(texts, _tags(records))
     kept = kept.rename(columns={"cluster_id": "label_cluster_id"})
     labels_per_context = kept.groupby(["split", "context_item_id"])["label_cluster_id"].agg(sorted)
     examples = kept.assign(

@@ -16,6 +16,7 @@ from serendip.core.errors import CurationError
 from serendip.core.frames import read_video, uniform_frame_indices
 from serendip.core.prompts import ANSWER_MARKER, answer_description, target_text
 from serendip.offline.curation import CurationConfig, curate, mine_pairs
+from serendip.offline.thoughts import MAX_THOUGHT_WORDS
 
 
 def _independent_ranking(world: World, tree: ClusterTree) -> dict[str, list[tuple[str, float, int]]]:
@@ -166,3 +167,20 @@ def test_text_only_curation_without_videos(world: World, kmeans_tree: ClusterTre
 def test_cot_target_adds_no_second_period() -> None:
     assert target_text("video_cot", "kayak", "a red block") == f"the video shows a red block.\n{ANSWER_MARKER}kayak"
     assert target_text("video_cot", "kayak", "A red block.") == f"the video shows A red block.\n{ANSWER_MARKER}kayak"
+
+
+def test_long_descriptions_give_short_learnable_thoughts(world: World, kmeans_tree: ClusterTree) -> None:
+    """Without captions the CoT comes from ``description``; plot-length ones become the item's own keywords."""
+    plot = "a long story about a journey across the sea, told over many years by the people who were there " * 2
+    items = world.items.assign(description=world.items["title"] + " " + plot)
+    result = curate(items, world.interactions, kmeans_tree, CurationConfig(top_k=2, variants=("video_cot",)))
+    thoughts = result.examples.set_index("context_item_id")["video_description"].dropna()
+    assert len(thoughts) > 0
+    descriptions = items.set_index("item_id")["description"].str.lower()
+    for item, thought in thoughts.items():
+        assert len(thought.split()) <= MAX_THOUGHT_WORDS
+        assert all(keyword in descriptions[item] for keyword in thought.split(", "))
+    cot_targets = result.sft[result.sft["variant"] == "video_cot"]["target"]
+    assert len(cot_targets) and all(
+        len(target.split("\n")[0].split()) <= MAX_THOUGHT_WORDS + 3 for target in cot_targets
+    )

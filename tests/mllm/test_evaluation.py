@@ -7,18 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from serendip.core.prompts import thought_words
 from serendip.models.mllm.batching import PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel
-from serendip.models.mllm.decoding import rank_descriptions
+from serendip.models.mllm.decoding import generate_responses, rank_descriptions
 from serendip.models.mllm.evaluation import (
     HeldoutEvaluator,
     HeldoutItem,
     plot_curves,
     popularity_baseline,
     random_baseline,
+    thought_keyword_match,
 )
 from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
-from serendip.models.mllm.prompts import PromptVariant
+from serendip.models.mllm.prompts import PromptVariant, parse_response
 from serendip.models.mllm.training import prepare_examples
 from tests.mllm.conftest import TWO_FRAMES
 from tests.mllm.synthetic import synthetic_examples
@@ -90,3 +92,43 @@ def test_no_candidates_no_candidate_recall(untrained_planner: PlannerModel, enco
     items = [HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id) for p in prepared]
     metrics = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1,)).evaluate(untrained_planner.model)
     assert "candidate_recall@1" not in metrics and metrics["count"] == 2
+
+
+def test_thought_keyword_match_by_hand() -> None:
+    own = frozenset({"taxi", "city"})
+    pairs = [(own, "the video shows a taxi at night."), (own, "the video shows the galaxy."), (own, None)]
+    assert thought_keyword_match(pairs) == pytest.approx(1 / 3)
+    assert thought_keyword_match([(own, "the video shows City lights")]) == 1.0  # case does not matter
+    assert thought_keyword_match([(own, "the video shows the taxis")]) == 0.0  # words, not substrings
+    assert thought_keyword_match([]) == 0.0
+
+
+def test_thought_keyword_match_is_reported_for_items_with_thoughts(
+    untrained_planner: PlannerModel, encoder: PromptEncoder
+) -> None:
+    """Reported over the items that carry their own thought, from the thoughts the model generated for them."""
+    variant = PromptVariant.VIDEO_COT
+    examples, task = synthetic_examples(variant, TWO_FRAMES, 4)
+    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
+    grammar = build_answer_grammar(task.descriptions, 3, variant)
+    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    untrained_planner.model.eval()
+    responses = generate_responses(
+        untrained_planner.model, encoder, [p.prompt for p in prepared], grammar.max_new_tokens
+    )
+    own = [thought_words(parse_response(variant, example.target).reasoning or "") for example in examples]
+    assert all(own)
+    items = [
+        HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id, thought_words=words)
+        for p, words in zip(prepared, own, strict=True)
+    ]
+    metrics = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1,), batch_size=len(items)).evaluate(
+        untrained_planner.model
+    )
+    expected = thought_keyword_match(
+        [(words, parse_response(variant, response).reasoning) for words, response in zip(own, responses, strict=True)]
+    )
+    assert metrics["thought_keyword_match"] == pytest.approx(expected)
+    without = [HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id) for p in prepared]
+    metrics = HeldoutEvaluator(encoder, grammar, compiled, without, ranks=(1,)).evaluate(untrained_planner.model)
+    assert "thought_keyword_match" not in metrics

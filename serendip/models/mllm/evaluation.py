@@ -24,6 +24,7 @@ from typing import Any
 
 from transformers import PreTrainedModel
 
+from serendip.core.prompts import thought_words
 from serendip.models.mllm.batching import EncodedPrompt, PromptEncoder
 from serendip.models.mllm.decoding import description_candidates, generate_responses, rank_descriptions
 from serendip.models.mllm.grammar import AnswerGrammar
@@ -41,6 +42,8 @@ class HeldoutItem:
     label_cluster_id: str
     candidate_cluster_ids: tuple[str, ...] = ()
     """The clusters the baselines pick among (empty: no candidate-restricted recall for this item)."""
+    thought_words: frozenset[str] = frozenset()
+    """Content words of the item's own chain-of-thought target (empty for variants without one)."""
 
 
 class HeldoutEvaluator:
@@ -72,6 +75,7 @@ class HeldoutEvaluator:
         """Metrics over all held-out items (model left in eval mode; caller restores train mode)."""
         model.eval()
         matches = hits = constrained_count = 0
+        thoughts: list[tuple[frozenset[str], str | None]] = []
         hits_at = dict.fromkeys(self.ranks, 0)
         constrained_hits_at = dict.fromkeys(self.ranks, 0)
         constrained = any(item.candidate_cluster_ids for item in self.items)
@@ -85,7 +89,10 @@ class HeldoutEvaluator:
                 self.compiled_grammar, self.grammar.max_new_tokens,
             )  # fmt: skip
             for item, response, ranking in zip(chunk, responses, rankings, strict=True):
-                answer = parse_response(self.variant, response).answer
+                parsed = parse_response(self.variant, response)
+                answer = parsed.answer
+                if item.thought_words:
+                    thoughts.append((item.thought_words, parsed.reasoning))
                 matches += self.grammar.is_description(answer)
                 hits += (
                     self.grammar.is_description(answer) and self.grammar.cluster_for(answer) == item.label_cluster_id
@@ -102,10 +109,19 @@ class HeldoutEvaluator:
         count = max(1, len(self.items))
         metrics: dict[str, Any] = {"count": len(self.items), "match_rate": matches / count, "recall": hits / count}
         metrics.update({f"recall@{n}": hits_at[n] / count for n in self.ranks})
+        if thoughts:
+            metrics["thought_keyword_match"] = thought_keyword_match(thoughts)
         if constrained_count:
             metrics["candidate_count"] = constrained_count
             metrics.update({f"candidate_recall@{n}": constrained_hits_at[n] / constrained_count for n in self.ranks})
         return metrics
+
+
+def thought_keyword_match(thoughts: Sequence[tuple[frozenset[str], str | None]]) -> float:
+    """Share of (item's own thought words, generated reasoning) pairs whose generated thought names at least one of
+    the item's own content words (``serendip.core.prompts.thought_words``); 0 for no pairs."""
+    named = sum(bool(own & thought_words(generated or "")) for own, generated in thoughts)
+    return named / len(thoughts) if thoughts else 0.0
 
 
 def popularity_baseline(

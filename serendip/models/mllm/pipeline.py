@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from serendip.artifacts.curation import CurationArtifact, load_curation
+from serendip.core.prompts import thought_words
 from serendip.models.mllm.batching import PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, build_tiny_model, load_model
 from serendip.models.mllm.evaluation import (
@@ -36,6 +37,7 @@ from serendip.models.mllm.evaluation import (
 from serendip.models.mllm.examples import PlanningTask, SftExample, load_sft_examples, planning_task
 from serendip.models.mllm.grammar import DEFAULT_MAX_REASONING_CHARS, build_answer_grammar, compile_grammar
 from serendip.models.mllm.planner_spec import MODEL_DIR, PlannerSpec
+from serendip.models.mllm.prompts import parse_response
 from serendip.models.mllm.tiny_config import TinyModelSpec
 from serendip.models.mllm.tokenizer import DEFAULT_VOCAB_SIZE
 from serendip.models.mllm.training import SftTrainer, TrainingConfig, TrainingSummary, prepare_examples, training_corpus
@@ -142,6 +144,7 @@ def train_planner(
                 item.prompt,
                 item.example.label_cluster_id,
                 tuple(_candidates_of(task, item.example.context_item_id)),
+                thought_words(parse_response(grammar.variant, item.example.target).reasoning or ""),
             )
             for item in heldout_set
         ],

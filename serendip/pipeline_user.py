@@ -266,11 +266,17 @@ def quality_summary(built: dict[str, Path]) -> list[str]:
     if MLLM_KIND in built:
         metrics = _read_json(built[MLLM_KIND] / "metrics.json")
         model, popularity = metrics.get("model", {}), metrics.get("baselines", {}).get("popularity", {})
+        thought = (
+            f", thought keyword recall {_figure(model, 'thought_keyword_recall')} (another item's: "
+            f"{_figure(model, 'thought_keyword_recall_other')})"
+            if "thought_keyword_recall" in model
+            else ""
+        )
         lines.append(
             f"MLLM ({metrics.get('variant')}, frames {metrics.get('frames')}, step {model.get('step')}): held-out "
             f"recall {_figure(model, 'recall')} (popularity {_figure(popularity, 'recall')}), recall@1 "
             f"{_figure(model, 'recall@1')}, candidate_recall@1 {_figure(model, 'candidate_recall@1')}, match rate "
-            f"{_figure(model, 'match_rate')}"
+            f"{_figure(model, 'match_rate')}{thought}"
         )
     if SASREC_KIND in built:
         metrics = _read_json(built[SASREC_KIND] / "metrics.json")

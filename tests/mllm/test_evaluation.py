@@ -17,7 +17,7 @@ from serendip.models.mllm.evaluation import (
     plot_curves,
     popularity_baseline,
     random_baseline,
-    thought_keyword_match,
+    thought_keyword_recall,
 )
 from serendip.models.mllm.grammar import build_answer_grammar, compile_grammar
 from serendip.models.mllm.prompts import PromptVariant, parse_response
@@ -94,16 +94,22 @@ def test_no_candidates_no_candidate_recall(untrained_planner: PlannerModel, enco
     assert "candidate_recall@1" not in metrics and metrics["count"] == 2
 
 
-def test_thought_keyword_match_by_hand() -> None:
-    own = frozenset({"taxi", "city"})
-    pairs = [(own, "the video shows a taxi at night."), (own, "the video shows the galaxy."), (own, None)]
-    assert thought_keyword_match(pairs) == pytest.approx(1 / 3)
-    assert thought_keyword_match([(own, "the video shows City lights")]) == 1.0  # case does not matter
-    assert thought_keyword_match([(own, "the video shows the taxis")]) == 0.0  # words, not substrings
-    assert thought_keyword_match([]) == 0.0
+def test_thought_keyword_recall_by_hand() -> None:
+    taxi, space = frozenset({"taxi", "city"}), frozenset({"galaxy", "empire", "droids", "rebels"})
+    pairs = [
+        (taxi, "the video shows a taxi at night."),
+        (space, "the video shows the Galaxy, the empire."),
+        (taxi, None),
+    ]
+    figures = thought_keyword_recall(pairs)
+    assert figures["thought_keyword_recall"] == pytest.approx((1 / 2 + 2 / 4 + 0) / 3)
+    # against the next item's words: taxi's thought vs space's words, space's vs taxi's, the empty one vs taxi's
+    assert figures["thought_keyword_recall_other"] == pytest.approx(0.0)
+    assert thought_keyword_recall([(taxi, "the video shows the taxis")])["thought_keyword_recall"] == 0.0  # words
+    assert thought_keyword_recall([]) == {}
 
 
-def test_thought_keyword_match_is_reported_for_items_with_thoughts(
+def test_thought_keyword_recall_is_reported_for_items_with_thoughts(
     untrained_planner: PlannerModel, encoder: PromptEncoder
 ) -> None:
     """Reported over the items that carry their own thought, from the thoughts the model generated for them."""
@@ -125,10 +131,11 @@ def test_thought_keyword_match_is_reported_for_items_with_thoughts(
     metrics = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1,), batch_size=len(items)).evaluate(
         untrained_planner.model
     )
-    expected = thought_keyword_match(
+    expected = thought_keyword_recall(
         [(words, parse_response(variant, response).reasoning) for words, response in zip(own, responses, strict=True)]
     )
-    assert metrics["thought_keyword_match"] == pytest.approx(expected)
+    assert metrics["thought_keyword_recall"] == pytest.approx(expected["thought_keyword_recall"])
+    assert metrics["thought_keyword_recall_other"] == pytest.approx(expected["thought_keyword_recall_other"])
     without = [HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id) for p in prepared]
     metrics = HeldoutEvaluator(encoder, grammar, compiled, without, ranks=(1,)).evaluate(untrained_planner.model)
-    assert "thought_keyword_match" not in metrics
+    assert "thought_keyword_recall" not in metrics

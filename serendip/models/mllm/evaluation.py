@@ -109,19 +109,29 @@ class HeldoutEvaluator:
         count = max(1, len(self.items))
         metrics: dict[str, Any] = {"count": len(self.items), "match_rate": matches / count, "recall": hits / count}
         metrics.update({f"recall@{n}": hits_at[n] / count for n in self.ranks})
-        if thoughts:
-            metrics["thought_keyword_match"] = thought_keyword_match(thoughts)
+        metrics.update(thought_keyword_recall(thoughts))
         if constrained_count:
             metrics["candidate_count"] = constrained_count
             metrics.update({f"candidate_recall@{n}": constrained_hits_at[n] / constrained_count for n in self.ranks})
         return metrics
 
 
-def thought_keyword_match(thoughts: Sequence[tuple[frozenset[str], str | None]]) -> float:
-    """Share of (item's own thought words, generated reasoning) pairs whose generated thought names at least one of
-    the item's own content words (``serendip.core.prompts.thought_words``); 0 for no pairs."""
-    named = sum(bool(own & thought_words(generated or "")) for own, generated in thoughts)
-    return named / len(thoughts) if thoughts else 0.0
+def thought_keyword_recall(thoughts: Sequence[tuple[frozenset[str], str | None]]) -> dict[str, float]:
+    """How much of each item's own thought a generated thought names, over (own thought words, generated reasoning)
+    pairs: ``thought_keyword_recall``, the mean share of the item's own content words in its generated thought
+    (``serendip.core.prompts.thought_words``), and ``thought_keyword_recall_other``, the same share measured against
+    the next item's own words (the pairs shifted by one): what a thought that fits any item scores. Empty for no
+    pairs."""
+    if not thoughts:
+        return {}
+    generated = [thought_words(reasoning or "") for _, reasoning in thoughts]
+    own = [words for words, _ in thoughts]
+    other = own[1:] + own[:1]
+    return {
+        "thought_keyword_recall": sum(len(o & g) / len(o) for o, g in zip(own, generated, strict=True)) / len(own),
+        "thought_keyword_recall_other": sum(len(o & g) / len(o) for o, g in zip(other, generated, strict=True))
+        / len(own),
+    }
 
 
 def popularity_baseline(

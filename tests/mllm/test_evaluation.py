@@ -51,14 +51,20 @@ def test_curves_are_written(tmp_path: Path) -> None:
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
+def _setup(planner: PlannerModel, encoder: PromptEncoder, variant: PromptVariant, count: int) -> tuple:
+    """``count`` synthetic examples of ``variant``, prepared for ``planner``, with their grammar, compiled."""
+    examples, task = synthetic_examples(variant, TWO_FRAMES, count)
+    prepared = prepare_examples(examples, planner, encoder, variant, TWO_FRAMES, progress=False)
+    grammar = build_answer_grammar(task.descriptions, 3, variant)
+    compiled = compile_grammar(grammar, planner.tokenizer, planner.vocab_size)
+    return examples, task, prepared, grammar, compiled
+
+
 def test_candidate_recall_matches_the_engines_allowed_ranking(
     untrained_planner: PlannerModel, encoder: PromptEncoder
 ) -> None:
     variant = PromptVariant.TEXT_ONLY
-    examples, task = synthetic_examples(variant, TWO_FRAMES, 8)
-    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
-    grammar = build_answer_grammar(task.descriptions, 3, variant)
-    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    _, task, prepared, grammar, compiled = _setup(untrained_planner, encoder, variant, 8)
     candidates = [task.serendipitous_candidates[task.context_cluster_of[p.example.context_item_id]] for p in prepared]
     items = [
         HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id, tuple(c))
@@ -85,10 +91,7 @@ def test_candidate_recall_matches_the_engines_allowed_ranking(
 
 def test_no_candidates_no_candidate_recall(untrained_planner: PlannerModel, encoder: PromptEncoder) -> None:
     variant = PromptVariant.TEXT_ONLY
-    examples, task = synthetic_examples(variant, TWO_FRAMES, 2)
-    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
-    grammar = build_answer_grammar(task.descriptions, 3, variant)
-    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    _, _, prepared, grammar, compiled = _setup(untrained_planner, encoder, variant, 2)
     items = [HeldoutItem(p.example.context_item_id, p.prompt, p.example.label_cluster_id) for p in prepared]
     metrics = HeldoutEvaluator(encoder, grammar, compiled, items, ranks=(1,)).evaluate(untrained_planner.model)
     assert "candidate_recall@1" not in metrics and metrics["count"] == 2
@@ -114,10 +117,7 @@ def test_thought_keyword_recall_is_reported_for_items_with_thoughts(
 ) -> None:
     """Reported over the items that carry their own thought, from the thoughts the model generated for them."""
     variant = PromptVariant.VIDEO_COT
-    examples, task = synthetic_examples(variant, TWO_FRAMES, 4)
-    prepared = prepare_examples(examples, untrained_planner, encoder, variant, TWO_FRAMES, progress=False)
-    grammar = build_answer_grammar(task.descriptions, 3, variant)
-    compiled = compile_grammar(grammar, untrained_planner.tokenizer, untrained_planner.vocab_size)
+    examples, _, prepared, grammar, compiled = _setup(untrained_planner, encoder, variant, 4)
     untrained_planner.model.eval()
     responses = generate_responses(
         untrained_planner.model, encoder, [p.prompt for p in prepared], grammar.max_new_tokens

@@ -26,7 +26,6 @@ import argparse
 import gc
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bench.load.machine import process_status_bytes
 from planner.plan_watcher import PlanTableWatcher
 from serendip.artifacts.plans import (
     DEFAULT_TOP_N,
@@ -108,12 +108,6 @@ def publish_versions(root: Path, items: int) -> tuple[Path, Path, list[str]]:
             kind_dir / version, legacy_dir / version, ignore=shutil.ignore_patterns(SERVING_FILE), copy_function=os.link
         )
     return kind_dir, legacy_dir, versions
-
-
-def _status_bytes(*fields: str) -> dict[str, int]:
-    """Fields of /proc/self/status (kB) in bytes."""
-    status = Path("/proc/self/status").read_text()
-    return {field: int(re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024 for field in fields}
 
 
 def _reset_peak() -> None:
@@ -186,25 +180,25 @@ def measure(mode: str, kind_dir: Path, versions: list[str], items: int) -> dict[
     first, second = versions
     timed_ids = [f"v{index:07d}" for index in np.random.default_rng(2).integers(0, items, TIMED_GETS)]
     gc.collect()
-    base = _status_bytes("VmRSS")["VmRSS"]
+    base = process_status_bytes("VmRSS")["VmRSS"]
     start = time.perf_counter()
     tables.switch(first)
     load_s = time.perf_counter() - start
     gc.collect()
-    loaded = _status_bytes("VmRSS")["VmRSS"]
+    loaded = process_status_bytes("VmRSS")["VmRSS"]
     figures: dict[str, Any] = {"items": items, "mode": mode, "load_s": round(load_s, 3)}
     figures.update(_get_timings(tables.getter(), timed_ids))
     _request_all(tables.getter(), items)
-    warm = _status_bytes("VmRSS", "RssAnon", "RssFile")
+    warm = process_status_bytes("VmRSS", "RssAnon", "RssFile")
     gc.collect()
     _reset_peak()
     start = time.perf_counter()
     tables.switch(second)
     reload_s = time.perf_counter() - start
     gc.collect()
-    peak = _status_bytes("VmHWM")["VmHWM"]
+    peak = process_status_bytes("VmHWM")["VmHWM"]
     _request_all(tables.getter(), items)
-    steady = _status_bytes("VmRSS")["VmRSS"]
+    steady = process_status_bytes("VmRSS")["VmRSS"]
     return {
         **figures,
         "loaded_bytes_per_item": round((loaded - base) / items, 1),

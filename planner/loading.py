@@ -10,7 +10,7 @@ from planner.live import MllmClient
 from planner.overlay import OverlayPlans
 from planner.placement import ContentPlacement, TitlePlacement, VisualPlacement
 from planner.plan_watcher import PlanTableWatcher
-from planner.planning import Planner, PlannerSettings
+from planner.planning import Planner, PlannerSettings, planning_clusters
 from planner.popular import PopularInCluster
 from serendip.artifacts.curation import load_curation
 from serendip.artifacts.overlay import OverlayStore
@@ -49,7 +49,7 @@ def load_planner(
         overlay = OverlayPlans(OverlayStore(overlay_root, mllm_sha256, lineage))
     items = ItemStore.load(items_path) if items_path else None
     tree = curation.tree
-    cluster_of = {item_id: cluster for item_id in tree.item_ids if (cluster := tree.node_of(item_id, level))}
+    cluster_of = planning_clusters(tree, level)
     return Planner(
         tree=curation.tree,
         level=level,
@@ -62,6 +62,7 @@ def load_planner(
         settings=settings,
         overlay=overlay,
         placement=_placement(items, cluster_of) if items else None,
+        cluster_of=cluster_of,
     )
 
 

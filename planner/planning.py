@@ -93,6 +93,11 @@ def demote_recent(clusters: Sequence[Planned], recent: set[str], n: int) -> list
     return (fresh + stale)[:n]
 
 
+def planning_clusters(tree: ClusterTree, level: int) -> dict[str, str]:
+    """Item id -> its planning-level cluster, for every item of ``tree``."""
+    return {item_id: cluster for item_id in tree.item_ids if (cluster := tree.node_of(item_id, level))}
+
+
 class Planner:
     """Answers Plan requests from the plan table, the live MLLM, or the fallback policy."""
 
@@ -109,7 +114,9 @@ class Planner:
         overlay: OverlayPlans | None = None,
         popular: PopularInCluster | None = None,
         placement: ContentPlacement | None = None,
+        cluster_of: dict[str, str] | None = None,
     ) -> None:
+        """``cluster_of``: :func:`planning_clusters` of ``tree`` and ``level`` when the caller has built it already."""
         self.tree = tree
         self.level = level
         self.delta = delta
@@ -129,10 +136,7 @@ class Planner:
             if overlay is not None and mllm is not None
             else None
         )
-        self._cluster_of: dict[str, str] = {
-            item_id: tree.node_of(item_id, level)  # type: ignore[misc]
-            for item_id in tree.item_ids
-        }
+        self._cluster_of = cluster_of if cluster_of is not None else planning_clusters(tree, level)
         """Item id -> planning-level cluster: one dict lookup per history item on the hot path."""
         self._recent_sources: deque[bool] = deque(maxlen=1000)
         self._recent_hits = 0

@@ -33,3 +33,15 @@ def machine_info() -> dict[str, object]:
         "tritonclient": metadata.version("tritonclient"),
         "tritonserver (nvidia-pytriton)": metadata.version("nvidia-pytriton"),
     }
+
+
+def process_status_bytes(*fields: str, pid: int | str = "self") -> dict[str, int]:
+    """Memory fields of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``, ``RssAnon``…; Linux, reported in kB), in
+    bytes."""
+    wanted = set(fields)
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in wanted:
+            values[name] = int(value.split()[0]) * 1024
+    return values

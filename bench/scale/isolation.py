@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.load.machine import process_status_bytes
+
 Figures = dict[str, Any]
 DID_NOT_FIT = "did not fit"
 FAILED = "failed"
@@ -47,10 +49,9 @@ class StageOutcome:
 def peak_memory_mb() -> dict[str, float]:
     """Peak resident memory of this process (``VmHWM``: its own since exec, unlike ``ru_maxrss``, which keeps the
     forking parent's) and of the children it waited for (``ru_maxrss``, an upper bound), in MiB."""
-    status = Path("/proc/self/status").read_text()
-    own = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    own = process_status_bytes("VmHWM")["VmHWM"]
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"peak_rss_mb": own / 1024.0, **({"children_peak_rss_mb": children / 1024.0} if children else {})}
+    return {"peak_rss_mb": own / 2**20, **({"children_peak_rss_mb": children / 1024.0} if children else {})}
 
 
 def _child(

@@ -14,6 +14,7 @@ import grpc
 import pandas as pd
 
 from bench.load.closed_loop import run_closed_loop
+from bench.load.machine import process_status_bytes
 from bench.load.mix import RequestMix, held_out_sessions
 from bench.load.targets import Endpoints, target_call
 from bench.scale.context import SizeContext
@@ -42,12 +43,8 @@ SOURCE_SAMPLE = 200
 
 def process_memory_mb(pid: int) -> dict[str, float]:
     """Current (``VmRSS``) and peak (``VmHWM``) resident memory of ``pid``, in MiB (Linux /proc)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024.0
-    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+    fields = process_status_bytes("VmRSS", "VmHWM", pid=pid)
+    return {"rss_mb": fields["VmRSS"] / 2**20, "peak_rss_mb": fields["VmHWM"] / 2**20}
 
 
 def request_mix(root: Path, seed: int) -> RequestMix:

@@ -262,7 +262,11 @@ def collaborative_block(
     norms = np.linalg.norm(content, axis=1, keepdims=True)
     unit = np.divide(content, norms, out=np.zeros_like(content), where=norms > 1e-12).astype(np.float32)
     nearest = _warm_neighbours(unit, warm, min(COLD_START_NEIGHBOURS, len(warm)))
-    from_content = vectors[warm][nearest].mean(axis=1)
+    warm_vectors = vectors[warm]
+    from_content = np.empty_like(vectors)
+    for start in range(0, len(item_ids), NEIGHBOUR_CHUNK):  # chunks bound the [items, neighbours, dims] gather
+        rows = slice(start, start + NEIGHBOUR_CHUNK)
+        from_content[rows] = warm_vectors[nearest[rows]].mean(axis=1)
     own = (counts / (counts + COLD_START_SHRINKAGE))[:, None]
     blended = own * vectors + (1 - own) * from_content
     return _scaled_block(blended, np.ones(len(item_ids), dtype=bool)), int((counts == 0).sum())

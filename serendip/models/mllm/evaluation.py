@@ -126,12 +126,11 @@ def thought_keyword_recall(thoughts: Sequence[tuple[frozenset[str], str | None]]
         return {}
     generated = [thought_words(reasoning or "") for _, reasoning in thoughts]
     own = [words for words, _ in thoughts]
-    other = own[1:] + own[:1]
-    return {
-        "thought_keyword_recall": sum(len(o & g) / len(o) for o, g in zip(own, generated, strict=True)) / len(own),
-        "thought_keyword_recall_other": sum(len(o & g) / len(o) for o, g in zip(other, generated, strict=True))
-        / len(own),
-    }
+
+    def mean_recall(targets: list[frozenset[str]]) -> float:
+        return sum(len(words & said) / len(words) for words, said in zip(targets, generated, strict=True)) / len(own)
+
+    return {"thought_keyword_recall": mean_recall(own), "thought_keyword_recall_other": mean_recall(own[1:] + own[:1])}
 
 
 def popularity_baseline(

@@ -21,6 +21,9 @@ from serendip.core.errors import ArtifactError
 if TYPE_CHECKING:
     import faiss
 
+PREFILTER_SLACK = 256
+"""A cluster with more than this many rows beyond those it may contribute is cut to its best before the sort."""
+
 
 @dataclass(frozen=True)
 class ClusterInfo:
@@ -103,47 +106,61 @@ class ClusterIndex:
 
         ``user=None`` ranks by popularity (cold start). Excluded items never appear; with
         ``per_cluster_quota > 0`` no cluster contributes more than that many items. Fewer than ``k``
-        items are returned when the clusters hold fewer eligible ones.
+        items are returned when the clusters hold fewer eligible ones. Equal scores rank by row.
         """
-        excluded_rows = {self.row_of[i] for i in exclude_item_ids if i in self.row_of}
         if cluster_ids is None and per_cluster_quota == 0:
             segments = [(None, 0, len(self.item_ids))]
         else:
             segments = [(c, *self.spans[c]) for c in (cluster_ids if cluster_ids is not None else self.spans)]
         per_segment = min(per_cluster_quota, k) if per_cluster_quota > 0 else k
+        query = None if user is None else np.ascontiguousarray(user, dtype=np.float32)
+        row_of = self.row_of
+        excluded = {row_of[i] for i in exclude_item_ids if i in row_of}
         candidate_rows, candidate_scores = [], []
         for cluster_id, start, end in segments:
-            excluded_here = np.asarray([row for row in excluded_rows if start <= row < end], dtype=np.int64)
-            index = self.ann.get(cluster_id) if user is not None and cluster_id is not None else None
-            found = None if index is None else self._ann_candidates(index, user, start, end, excluded_here, per_segment)
-            rows, scores = found if found is not None else self._exact_candidates(user, start, end, excluded_here)
-            if len(rows) > per_segment:
-                best = np.argpartition(-scores, per_segment - 1)[:per_segment]
-                rows, scores = rows[best], scores[best]
-            candidate_rows.append(rows)
-            candidate_scores.append(scores)
-        rows = np.concatenate(candidate_rows) if candidate_rows else np.empty(0, dtype=np.int64)
-        scores = np.concatenate(candidate_scores) if candidate_scores else np.empty(0, dtype=np.float32)
-        order = np.lexsort((rows, -scores))[:k]
-        item_ids, clusters = self.item_ids, self.row_cluster
-        return [
-            ScoredItem(item_ids[row], score, clusters[row])
-            for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True)
-        ]
+            excluded_here = np.fromiter((row for row in excluded if start <= row < end), dtype=np.int64)
+            index = self.ann.get(cluster_id) if query is not None and cluster_id is not None else None
+            found = None
+            if index is not None:
+                found = self._ann_candidates(index, query, start, end, excluded_here, per_segment)
+            if found is None:
+                found = self._exact_candidates(query, start, end, per_segment + len(excluded_here))
+            candidate_rows.append(found[0])
+            candidate_scores.append(found[1])
+        if not candidate_rows:
+            return []
+        rows, scores = np.concatenate(candidate_rows), np.concatenate(candidate_scores)
+        order = np.lexsort((rows, -scores))
+        return self._take(rows[order].tolist(), scores[order].tolist(), k, per_segment, excluded)
 
     def _exact_candidates(
-        self, user: np.ndarray | None, start: int, end: int, excluded: np.ndarray
+        self, query: np.ndarray | None, start: int, end: int, limit: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Every row of ``[start, end)`` but ``excluded``, with its score."""
-        rows = np.arange(start, end)
-        scores = (
-            self.popularity[start:end].copy() if user is None else self.embeddings[start:end] @ user.astype(np.float32)
-        )
-        if len(excluded):
-            keep = np.ones(end - start, dtype=bool)
-            keep[excluded - start] = False
-            rows, scores = rows[keep], scores[keep]
-        return rows, scores
+        """Rows of ``[start, end)`` with their scores; a cluster far larger than ``limit`` keeps its ``limit`` best."""
+        scores = self.popularity[start:end] if query is None else self.embeddings[start:end] @ query
+        best = _best(scores, limit)
+        return (np.arange(start, end), scores) if best is None else (start + best, scores[best])
+
+    def _take(
+        self, rows: list[int], scores: list[float], k: int, per_cluster: int, excluded: set[int]
+    ) -> list[ScoredItem]:
+        """The first ``k`` of the ranked ``rows`` that are not ``excluded``, at most ``per_cluster`` per cluster."""
+        item_ids, clusters = self.item_ids, self.row_cluster
+        taken: list[ScoredItem] = []
+        per_cluster_taken: dict[str, int] = {}
+        for row, score in zip(rows, scores, strict=True):
+            if row in excluded:
+                continue
+            cluster_id = clusters[row]
+            if per_cluster < k:
+                count = per_cluster_taken.get(cluster_id, 0)
+                if count == per_cluster:
+                    continue
+                per_cluster_taken[cluster_id] = count + 1
+            taken.append(ScoredItem(item_ids[row], score, cluster_id))
+            if len(taken) == k:
+                break
+        return taken
 
     def _ann_candidates(
         self, index: faiss.Index, user: np.ndarray, start: int, end: int, excluded: np.ndarray, limit: int
@@ -160,3 +177,12 @@ class ClusterIndex:
         if len(rows) < wanted:
             return None
         return rows, self.embeddings[rows] @ query[0]
+
+
+def _best(scores: np.ndarray, limit: int) -> np.ndarray | None:
+    """Positions of the ``limit`` highest ``scores`` (every tie at the cut kept, in no particular order); None
+    when there are no more than ``limit`` + ``PREFILTER_SLACK`` scores (keep them all)."""
+    if len(scores) <= limit + PREFILTER_SLACK:
+        return None
+    threshold = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+    return np.flatnonzero(scores >= threshold)

@@ -88,11 +88,11 @@ MLLM_STEPS ?= 300
 
 .PHONY: pipeline
 
-pipeline: setup  ## Your data end to end: make pipeline ITEMS=items.parquet INTERACTIONS=interactions.parquet [MEDIA_ROOT= ARTIFACTS= MLLM_STEPS=]
+pipeline: setup  ## Your data end to end: make pipeline ITEMS=items.parquet INTERACTIONS=interactions.parquet [MEDIA_ROOT= ARTIFACTS= MLLM_STEPS= NAMER_MODEL=]
 	@test -n "$(ITEMS)" -a -n "$(INTERACTIONS)" || { echo "usage: make pipeline ITEMS=path INTERACTIONS=path [MEDIA_ROOT=path] [ARTIFACTS=dir]"; exit 2; }
 	$(BIN)/python -m serendip.pipeline_user --items $(ITEMS) --interactions $(INTERACTIONS) \
 		$(if $(MEDIA_ROOT),--media-root $(MEDIA_ROOT)) --artifacts $(PIPELINE_ARTIFACTS) --mllm-steps $(MLLM_STEPS) \
-		--engine $(ENGINE) --device $(DEVICE) --seqrec-format $(SEQREC_FORMAT)
+		$(if $(NAMER_MODEL),--namer-model $(NAMER_MODEL)) --engine $(ENGINE) --device $(DEVICE) --seqrec-format $(SEQREC_FORMAT)
 
 serve: setup  ## Start tritonserver and both gRPC services on 127.0.0.1 until Ctrl-C
 	$(BIN)/python -m serendip.serve --artifacts $(ARTIFACTS)

@@ -83,6 +83,8 @@ class UserPipelineJob:
     """MLLM visual input (auto: 4 sampled frames when any item has a video, else the thumbnail)"""
     branching: CommaInts | None = None
     """tree children per node at levels 1..4 (None: build_tree's 3,3,4,2; it needs an item per leaf)"""
+    namer_model: Path | None = None
+    """local causal-LM checkpoint (a transformers directory) that names the tree's nodes (None: their keywords)"""
     sasrec_epochs: int = 20
     """SASRec training epochs"""
     engine: EngineKind = EngineKind.TORCH
@@ -197,9 +199,9 @@ def visual_input(requested: str, result: ImportResult) -> str:
 
 
 def pipeline_config(job: UserPipelineJob, frames: str) -> PipelineConfig:
-    """The stage configs of a run: the defaults with the job's budgets, tree shape and engine."""
+    """The stage configs of a run: the defaults with the job's budgets, tree shape and namer, and engine."""
     config = PipelineConfig(quiet=job.quiet)
-    tree = config.tree if job.branching is None else replace(config.tree, branching=job.branching)
+    tree = replace(config.tree, branching=job.branching or config.tree.branching, namer_model=job.namer_model)
     return replace(
         config,
         tree=tree,

@@ -8,8 +8,10 @@ Items that all carry a ``taxonomy`` are imported as the tree (``--method auto``)
 (PMI + SVD of the interactions), text (title, description, tags) and visual (decoded frames) embeddings, each
 block's weight chosen on held-out users' co-engagement unless given. Writes ``<artifacts>/tree/<version>/``:
 tree.json, item_nodes.parquet, report.json (per level: sizes, count/traffic balance, text coherence, held-out
-co-engagement lift, NMI/purity against the world's true taxonomy; the block weights and how they were chosen),
-and, for worlds, truth_match.parquet (each built node's majority true node).
+co-engagement lift, NMI/purity against the world's true taxonomy; the block weights and how they were chosen;
+how the nodes were named), and, for worlds, truth_match.parquet (each built node's majority true node). Nodes are
+described by their c-TF-IDF keywords (or taxonomy labels); with ``--namer-model DIR`` a local causal LM names them
+instead, the keyword descriptions kept in report.json.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from serendip.artifacts.catalogue import CatalogueSource, open_catalogue
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter
 from serendip.core.cli import CommaInts, run_job
-from serendip.core.cluster_tree import level_column
+from serendip.core.cluster_tree import ClusterTree, level_column
+from serendip.offline.node_naming import LocalCausalLM, rename_tree
 from serendip.offline.tree_builder import (
     BalanceMode,
     TreeBuildConfig,
@@ -63,6 +67,9 @@ class BuildTreeJob(CatalogueSource):
     """k-means seed"""
     workers: int = _TREE.workers
     """decoding processes"""
+    namer_model: Path | None = None
+    """local causal-LM checkpoint (a transformers directory) that names the nodes; without it nodes are named by
+    their c-TF-IDF keywords"""
     artifacts: Path = DEFAULT_ARTIFACTS_ROOT
     """artifacts root"""
     quiet: bool = False
@@ -89,8 +96,10 @@ def run(job: BuildTreeJob) -> Path:
         seed=job.seed,
         workers=job.workers,
     )
+    namer = LocalCausalLM(job.namer_model, progress=not job.quiet) if job.namer_model is not None else None
     build = build_tree(items, config, progress=not job.quiet, interactions=catalogue.interactions)
-    report = tree_report(build.tree, items, truth, build.test_pairs)
+    tree, descriptions = _named(build.tree, items, namer)
+    report = tree_report(tree, items, truth, build.test_pairs)
     report.update(
         method=build.method,
         block_weights=build.weights,
@@ -100,25 +109,34 @@ def run(job: BuildTreeJob) -> Path:
         items_input=catalogue.reports[0].to_dict(),
         items_without_video=build.items_without_video,
         video_errors=build.video_errors,
+        descriptions=descriptions,
     )
-    with ArtifactWriter(job.artifacts, TREE_KIND, asdict(config), inputs=catalogue.inputs) as writer:
-        build.tree.save(writer.dir)
+    parameters = asdict(config) | ({"namer_model": str(job.namer_model)} if namer is not None else {})
+    with ArtifactWriter(job.artifacts, TREE_KIND, parameters, inputs=catalogue.inputs) as writer:
+        tree.save(writer.dir)
         (writer.dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         if truth is not None:
             rows = [
                 {"level": level, "node_id": node, "true_node_id": true_node}
-                for level in range(1, build.tree.num_levels + 1)
+                for level in range(1, tree.num_levels + 1)
                 if level_column(level) in truth
-                for node, true_node in majority_match(build.tree, truth, level).items()
+                for node, true_node in majority_match(tree, truth, level).items()
             ]
             pd.DataFrame(rows).to_parquet(writer.dir / "truth_match.parquet", index=False)
         writer.counts.update(
             items=len(items),
-            nodes_per_level={level: len(build.tree.nodes_at(level)) for level in range(1, build.tree.num_levels + 1)},
+            nodes_per_level={level: len(tree.nodes_at(level)) for level in range(1, tree.num_levels + 1)},
             video_errors=len(build.video_errors),
         )
     _print_report(build.method, report, time.perf_counter() - started, writer.final_dir)
     return writer.final_dir
+
+
+def _named(tree: ClusterTree, items: pd.DataFrame, namer: LocalCausalLM | None) -> tuple[ClusterTree, dict[str, Any]]:
+    """``tree`` with its nodes named by ``namer`` (as built without one), and how the nodes were named."""
+    if namer is None:
+        return tree, {"method": "keywords"}
+    return rename_tree(tree, items, namer)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -132,6 +150,7 @@ def _print_report(method: str, report: dict, seconds: float, directory: Path) ->
         how = "chosen on held-out co-engagement" if report["weight_selection"] else "fixed"
         weights = ", ".join(f"{block} {weight:g}" for block, weight in report["block_weights"].items())
         print(f"  block weights ({how}): {weights}")
+    print(_naming_line(report["descriptions"]))
     for level, entry in report["levels"].items():
         lift = f", co-engagement lift {entry['coengagement_lift']:.2f}" if "coengagement_lift" in entry else ""
         quality = f", NMI {entry['nmi']:.3f}, purity {entry['purity']:.3f}" if "nmi" in entry else ""
@@ -142,6 +161,16 @@ def _print_report(method: str, report: dict, seconds: float, directory: Path) ->
         )
     if report["video_errors"]:
         print(f"  {len(report['video_errors'])} videos could not be decoded (see report.json)")
+
+
+def _naming_line(descriptions: dict[str, Any]) -> str:
+    """The report's line on how the nodes were named (``descriptions`` as in report.json)."""
+    if descriptions["method"] == "keywords":
+        return "  nodes named by their keywords (c-TF-IDF terms or taxonomy labels)"
+    return (
+        f"  nodes named by {descriptions['model']}: {descriptions['named']} generated names, "
+        f"{descriptions['fallbacks']} fell back to their keywords (all keywords in report.json)"
+    )
 
 
 if __name__ == "__main__":

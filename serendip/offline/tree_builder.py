@@ -27,7 +27,8 @@ k-means path (paper ref [3], items without a taxonomy):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -355,39 +356,101 @@ def candidate_weights(config: TreeBuildConfig, present: Sequence[str]) -> list[d
 def _balanced_assign(distances: np.ndarray, mass: np.ndarray, capacity: float, min_members: int) -> np.ndarray:
     """Greedy capacity-constrained assignment: heaviest items first, then most constrained (largest regret).
 
-    Afterwards every cluster is topped up to ``min_members`` items (the leaves it must still fill) with the
-    nearest items of the most populous cluster.
+    In that order each item joins its nearest cluster whose load plus the item's mass stays within
+    ``capacity`` (+1e-9), or, where none does, the least loaded cluster. Afterwards every cluster is topped up
+    to ``min_members`` items (the leaves it must still fill) with the nearest items of the most populous
+    cluster.
     """
-    count, clusters = distances.shape
+    clusters = distances.shape[1]
     preference = np.argsort(distances, axis=1)
     ordered = np.sort(distances, axis=1)
-    regret = ordered[:, 1] - ordered[:, 0] if clusters > 1 else np.zeros(count)
-    load = np.zeros(clusters)
-    labels = np.empty(count, dtype=np.int64)
-    for item in np.lexsort((-regret, -mass)):
-        for cluster in preference[item]:
-            if load[cluster] + mass[item] <= capacity + 1e-9:
-                break
-        else:
-            cluster = int(np.argmin(load))
-        labels[item] = cluster
-        load[cluster] += mass[item]
-    for cluster in range(clusters):
-        while (labels == cluster).sum() < min_members:
-            donor = np.bincount(labels, minlength=clusters).argmax()
-            members = np.flatnonzero(labels == donor)
-            labels[members[np.argmin(distances[members, cluster])]] = cluster
+    regret = ordered[:, 1] - ordered[:, 0] if clusters > 1 else np.zeros(len(distances))
+    order = np.lexsort((-regret, -mass))
+    if np.all(mass == 1.0):
+        labels = _greedy_unit_mass(preference, order, math.floor(capacity + 1e-9))
+    else:
+        labels = _greedy_by_mass(preference, order, mass, capacity + 1e-9)
+    _top_up(labels, distances, min_members)
     return labels
 
 
-def _squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return np.maximum((points**2).sum(1)[:, None] - 2 * points @ centroids.T + (centroids**2).sum(1)[None, :], 0.0)
+def _greedy_unit_mass(preference: np.ndarray, order: np.ndarray, limit: int) -> np.ndarray:
+    """The greedy assignment of items of mass 1, each cluster holding at most ``limit``, in at most k passes.
+
+    A pass gives every item left, in ``order``, its first preference among the clusters not yet full; that
+    holds up to the first item that would overflow a cluster, after which that cluster is full and the next
+    pass starts from there. Items left when every cluster is full go to the least loaded cluster, i.e. in
+    turn to clusters 0, 1, ..., k - 1 (all hold ``limit`` then).
+    """
+    count, clusters = preference.shape
+    ranked = preference[order]
+    labels = np.empty(count, dtype=np.int64)
+    load = np.zeros(clusters, dtype=np.int64)
+    start = 0
+    while start < count and (open_clusters := load < limit).any():
+        rest = ranked[start:]
+        choice = rest[np.arange(len(rest)), open_clusters[rest].argmax(axis=1)]
+        stop = len(rest)
+        for cluster in np.flatnonzero(open_clusters):
+            joining = np.flatnonzero(choice == cluster)
+            room = limit - load[cluster]
+            if len(joining) > room:
+                stop = min(stop, int(joining[room]))
+        labels[order[start : start + stop]] = choice[:stop]
+        load += np.bincount(choice[:stop], minlength=clusters)
+        start += stop
+    labels[order[start:]] = np.arange(count - start) % clusters
+    return labels
 
 
-def _kmeans_plus_plus(points: np.ndarray, clusters: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _greedy_by_mass(preference: np.ndarray, order: np.ndarray, mass: np.ndarray, limit: float) -> np.ndarray:
+    """The greedy assignment of items of any mass, one item at a time (loads as Python floats: the same
+    arithmetic); most items take their first preference, the only one looked up for them."""
+    ranked = preference[order]
+    load = [0.0] * preference.shape[1]
+    chosen = ranked[:, 0].tolist()
+    for position, item_mass in enumerate(mass[order].tolist()):
+        cluster = chosen[position]
+        if load[cluster] + item_mass > limit:
+            fitting = (other for other in ranked[position, 1:].tolist() if load[other] + item_mass <= limit)
+            cluster = next(fitting, load.index(min(load)))
+            chosen[position] = cluster
+        load[cluster] += item_mass
+    labels = np.empty(len(order), dtype=np.int64)
+    labels[order] = chosen
+    return labels
+
+
+def _top_up(labels: np.ndarray, distances: np.ndarray, min_members: int) -> None:
+    """Move items into each cluster (in index order) short of ``min_members``, one at a time: the nearest item
+    (lowest index on ties) of the then most populous cluster (lowest index on ties). In place.
+
+    While a cluster is filled its donors only lose items, so each donor's members are sorted once per cluster.
+    """
+    sizes = np.bincount(labels, minlength=distances.shape[1])
+    for cluster in range(len(sizes)):
+        queues: dict[int, Iterator[int]] = {}
+        while sizes[cluster] < min_members:
+            donor = int(sizes.argmax())
+            if donor not in queues:
+                members = np.flatnonzero(labels == donor)
+                queues[donor] = iter(members[np.argsort(distances[members, cluster], kind="stable")].tolist())
+            labels[next(queues[donor])] = cluster
+            sizes[donor] -= 1
+            sizes[cluster] += 1
+
+
+def _squared_distances(points: np.ndarray, squared_norms: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """[points, centroids] squared Euclidean distances; ``squared_norms`` is ``(points**2).sum(1)``."""
+    return np.maximum(squared_norms[:, None] - 2 * (points @ centroids.T) + (centroids**2).sum(1)[None, :], 0.0)
+
+
+def _kmeans_plus_plus(
+    points: np.ndarray, squared_norms: np.ndarray, clusters: int, weights: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     centroids = [points[rng.choice(len(points), p=weights / weights.sum())]]
     for _ in range(clusters - 1):
-        nearest = _squared_distances(points, np.array(centroids)).min(axis=1) * weights
+        nearest = _squared_distances(points, squared_norms, np.array(centroids)).min(axis=1) * weights
         probabilities = nearest / nearest.sum() if nearest.sum() > 0 else weights / weights.sum()
         centroids.append(points[rng.choice(len(points), p=probabilities)])
     return np.array(centroids)
@@ -431,34 +494,95 @@ def balanced_kmeans(
     weights = np.ones(count) if centroid_weights is None else np.asarray(centroid_weights, dtype=np.float64)
     if clusters == 1:
         return np.zeros(count, dtype=np.int64)
+    squared_norms = (points**2).sum(1)
     starts = []
     for _ in range(restarts):
-        centroids = _kmeans_plus_plus(points, clusters, weights, rng)
+        centroids = _kmeans_plus_plus(points, squared_norms, clusters, weights, rng)
         for _ in range(iterations):
-            labels = _squared_distances(points, centroids).argmin(axis=1)
+            labels = _squared_distances(points, squared_norms, centroids).argmin(axis=1)
             updated = _weighted_centroids(points, labels, weights, centroids)
             if np.allclose(updated, centroids):
                 break
             centroids = updated
-        starts.append((float((_squared_distances(points, centroids).min(axis=1) * weights).sum()), centroids))
+        inertia = float((_squared_distances(points, squared_norms, centroids).min(axis=1) * weights).sum())
+        starts.append((inertia, centroids))
     starts.sort(key=lambda start: start[0])
     capacity = mass.sum() / clusters * (1 + size_tolerance)
     best_labels, best_inertia = np.zeros(count, dtype=np.int64), np.inf
     for _, centroids in starts[:BALANCED_CANDIDATES]:
         labels = np.full(count, -1)
         for _ in range(iterations):
-            new_labels = _balanced_assign(_squared_distances(points, centroids), mass, capacity, min_members)
+            distances = _squared_distances(points, squared_norms, centroids)
+            new_labels = _balanced_assign(distances, mass, capacity, min_members)
             if np.array_equal(new_labels, labels):
                 break
             labels = new_labels
             centroids = _weighted_centroids(points, labels, weights, centroids)
-        inertia = float((_squared_distances(points, centroids)[np.arange(count), labels] * weights).sum())
+        distances = _squared_distances(points, squared_norms, centroids)
+        inertia = float((distances[np.arange(count), labels] * weights).sum())
         if inertia < best_inertia:
             best_labels, best_inertia = labels, inertia
     return best_labels
 
 
 # --- descriptions -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TermPresence:
+    """Which terms each item has (``matrix`` [items, terms], 1 where present) and each term's weight."""
+
+    matrix: sparse.csr_matrix
+    terms: list[str]
+    weights: np.ndarray
+
+
+def term_presence(texts: Sequence[str], tags: Sequence[Sequence[str]], tag_weight: float) -> TermPresence:
+    """The words of each text (stop words out) and each item's whole tags; a tag weighs ``tag_weight``, a word 1
+    (the larger when a term is both)."""
+    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    vocabulary: dict[str, int] = {}
+    term_weight: list[float] = []
+    rows, cols = [], []
+    for item, (text, item_tags) in enumerate(zip(texts, tags, strict=True)):
+        terms = {(word, 1.0) for word in analyse(text)} | {(tag, tag_weight) for tag in item_tags}
+        for term, weight in terms:
+            if term not in vocabulary:
+                vocabulary[term] = len(vocabulary)
+                term_weight.append(weight)
+            column = vocabulary[term]
+            term_weight[column] = max(term_weight[column], weight)
+            rows.append(item)
+            cols.append(column)
+    matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), len(vocabulary)))
+    matrix.data[:] = 1.0  # a term counted once per item
+    return TermPresence(matrix, list(vocabulary), np.array(term_weight))
+
+
+def rank_terms(presence: TermPresence, groups: Sequence[np.ndarray], top: int = 8) -> list[list[str]]:
+    """Per group of item rows, its terms ranked by class-based TF-IDF against the other groups (see
+    :func:`distinctive_terms`), ties alphabetically."""
+    if not presence.terms:
+        return [[] for _ in groups]
+    sizes = np.array([len(group) for group in groups])
+    owners = np.repeat(np.arange(len(groups)), sizes)
+    members = np.concatenate(groups).astype(np.int64)
+    membership = sparse.csr_matrix(
+        (np.ones(len(members)), (owners, members)), shape=(len(groups), presence.matrix.shape[0])
+    )
+    term_frequency = np.asarray((membership @ presence.matrix).todense()) / np.maximum(sizes[:, None], 1)
+    scores = (
+        term_frequency
+        * presence.weights[None, :]
+        * np.log1p(len(groups) / np.maximum(term_frequency.sum(axis=0), 1e-9))
+    )
+    alphabetical = np.empty(len(presence.terms), dtype=np.int64)
+    alphabetical[np.argsort(np.array(presence.terms, dtype=object))] = np.arange(len(presence.terms))
+    ranked = []
+    for row in range(len(groups)):
+        order = np.lexsort((alphabetical, -scores[row]))[:top]
+        ranked.append([presence.terms[index] for index in order if term_frequency[row, index] > 0])
+    return ranked
+
+
 def distinctive_terms(
     texts_by_node: dict[str, list[str]],
     tags_by_node: dict[str, list[list[str]]] | None = None,
@@ -473,46 +597,16 @@ def distinctive_terms(
     rare elsewhere ranks first and tags rank before words.
     """
     node_ids = list(texts_by_node)
+    tags_by_node = tags_by_node or {}
+    texts = [text for node_id in node_ids for text in texts_by_node[node_id]]
+    tags = [
+        item_tags
+        for node_id in node_ids
+        for item_tags in (tags_by_node.get(node_id) or [[] for _ in texts_by_node[node_id]])
+    ]
     sizes = [len(texts_by_node[node_id]) for node_id in node_ids]
-    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
-    vocabulary: dict[str, int] = {}
-    term_weight: list[float] = []
-    rows, cols = [], []
-    item = 0
-    for node_id in node_ids:
-        node_tags = tags_by_node.get(node_id) if tags_by_node else None
-        for position, text in enumerate(texts_by_node[node_id]):
-            terms = {(word, 1.0) for word in analyse(text)}
-            terms |= {(tag, tag_weight) for tag in (node_tags[position] if node_tags else [])}
-            for term, weight in terms:
-                if term not in vocabulary:
-                    vocabulary[term] = len(vocabulary)
-                    term_weight.append(weight)
-                column = vocabulary[term]
-                term_weight[column] = max(term_weight[column], weight)
-                rows.append(item)
-                cols.append(column)
-            item += 1
-    if not vocabulary:
-        return {node_id: [] for node_id in node_ids}
-    presence = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(item, len(vocabulary)))
-    presence.data[:] = 1.0  # a term counted once per item
-    owners = np.repeat(np.arange(len(node_ids)), sizes)
-    membership = sparse.csr_matrix((np.ones(item), (owners, np.arange(item))), shape=(len(node_ids), item))
-    term_frequency = np.asarray((membership @ presence).todense()) / np.maximum(np.array(sizes)[:, None], 1)
-    scores = (
-        term_frequency
-        * np.array(term_weight)[None, :]
-        * np.log1p(len(node_ids) / np.maximum(term_frequency.sum(axis=0), 1e-9))
-    )
-    terms = sorted(vocabulary, key=vocabulary.__getitem__)
-    alphabetical = np.empty(len(terms), dtype=np.int64)
-    alphabetical[np.argsort(np.array(terms, dtype=object))] = np.arange(len(terms))
-    ranked = {}
-    for row, node_id in enumerate(node_ids):
-        order = np.lexsort((alphabetical, -scores[row]))[:top]
-        ranked[node_id] = [str(terms[index]) for index in order if term_frequency[row, index] > 0]
-    return ranked
+    groups = [np.arange(end - size, end) for size, end in zip(sizes, np.cumsum(sizes, dtype=np.int64), strict=True)]
+    return dict(zip(node_ids, rank_terms(term_presence(texts, tags, tag_weight), groups, top), strict=True))
 
 
 def distinctive_words(titles_by_node: dict[str, list[str]], top: int = 8) -> dict[str, list[str]]:
@@ -592,27 +686,22 @@ def build_kmeans_tree(
     """Recursive balanced k-means over the ``weights``-combined ``embeddings`` (see the module docstring)."""
     vectors = embeddings.vectors(weights or DEFAULT_WEIGHTS)
     nodes = split_levels(vectors, items, config, progress=progress)
-    texts, tags = item_texts(items), item_tags(items)
+    presence = term_presence(item_texts(items), item_tags(items), config.tag_weight)  # once for every level
     taken: set[str] = set()
     tree_nodes = []
     for level in range(1, TREE_LEVELS + 1):
         level_nodes = {path_node_id(path): members for path, members in nodes if len(path) == level}
-        ranked = distinctive_terms(
-            {node_id: [texts[m] for m in members] for node_id, members in level_nodes.items()},
-            {node_id: [tags[m] for m in members] for node_id, members in level_nodes.items()},
-            tag_weight=config.tag_weight,
-        )
+        ranked = dict(zip(level_nodes, rank_terms(presence, list(level_nodes.values())), strict=True))
         descriptions = _unique_descriptions(ranked, config.description_words, taken)
         tree_nodes += [
             ClusterNode(node_id, level, node_id.rsplit(".", 1)[0] if level > 1 else None, descriptions[node_id])
             for node_id in level_nodes
         ]
-    leaves = {
-        str(items["item_id"].iat[member]): path_node_id(path)
-        for path, members in nodes
-        if len(path) == TREE_LEVELS
-        for member in members
-    }
+    item_ids = np.array([str(item_id) for item_id in items["item_id"]], dtype=object)
+    leaves: dict[str, str] = {}
+    for path, members in nodes:
+        if len(path) == TREE_LEVELS:
+            leaves.update(dict.fromkeys(item_ids[members].tolist(), path_node_id(path)))
     return ClusterTree(tree_nodes, leaves, TREE_LEVELS)
 
 

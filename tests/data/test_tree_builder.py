@@ -14,6 +14,7 @@ from serendip.core.errors import TreeError
 from serendip.offline.tree_builder import (
     TreeBuild,
     TreeBuildConfig,
+    _balanced_assign,
     balanced_kmeans,
     build_tree,
     distinctive_words,
@@ -52,6 +53,54 @@ def test_balanced_kmeans_by_mass_caps_each_cluster() -> None:
     heavy = np.r_[100.0, np.ones(99)]  # one item heavier than a cluster's share still leaves room for others
     labels = balanced_kmeans(points, 2, mass=heavy, min_members=10)
     assert min(np.bincount(labels)) >= 10
+
+
+def _item_by_item_assign(distances: np.ndarray, mass: np.ndarray, capacity: float, min_members: int) -> np.ndarray:
+    """The former ``_balanced_assign``, one item at a time: the reference its replacement must reproduce exactly."""
+    count, clusters = distances.shape
+    preference = np.argsort(distances, axis=1)
+    ordered = np.sort(distances, axis=1)
+    regret = ordered[:, 1] - ordered[:, 0] if clusters > 1 else np.zeros(count)
+    load = np.zeros(clusters)
+    labels = np.empty(count, dtype=np.int64)
+    for item in np.lexsort((-regret, -mass)):
+        for cluster in preference[item]:
+            if load[cluster] + mass[item] <= capacity + 1e-9:
+                break
+        else:
+            cluster = int(np.argmin(load))
+        labels[item] = cluster
+        load[cluster] += mass[item]
+    for cluster in range(clusters):
+        while (labels == cluster).sum() < min_members:
+            donor = np.bincount(labels, minlength=clusters).argmax()
+            members = np.flatnonzero(labels == donor)
+            labels[members[np.argmin(distances[members, cluster])]] = cluster
+    return labels
+
+
+@pytest.mark.parametrize("unit_mass", [True, False])
+def test_balanced_assign_reproduces_the_item_by_item_loop(unit_mass: bool) -> None:
+    rng = np.random.default_rng(7)
+    for case in range(250):
+        count, clusters = int(rng.integers(8, 300)), int(rng.integers(2, 9))
+        distances = [
+            rng.random((count, clusters)),
+            rng.integers(0, 3, (count, clusters)).astype(float),  # many ties, in distance and in regret
+            np.round(rng.random((count, clusters)), 1),
+        ][case % 3]
+        mass = np.ones(count) if unit_mass else rng.integers(1, 20, count).astype(float)
+        tolerance = [0.0, 0.0, 0.05, 0.3, 2.0][case % 5]  # tight (sizes floor / ceil of n / k) to loose
+        capacity = mass.sum() / clusters * (1 + tolerance)
+        min_members = int(rng.integers(0, count // clusters + 1)) if case % 2 else 0
+        expected = _item_by_item_assign(distances, mass, capacity, min_members)
+        np.testing.assert_array_equal(_balanced_assign(distances, mass, capacity, min_members), expected)
+    item_mass = 1.0 if unit_mass else 2.0  # equal masses fill clusters exactly
+    for share in (0.0, 0.5, 9.0 - 1e-8, 9.0 - 2e-9, 9.0 - 2.5e-10, 10.0, 10.5, 12.0):  # about the 1e-9 slack; n / k: 10
+        distances = rng.integers(0, 2, (40, 4)).astype(float)
+        mass, capacity = np.full(40, item_mass), share * item_mass
+        expected = _item_by_item_assign(distances, mass, capacity, 2)
+        np.testing.assert_array_equal(_balanced_assign(distances, mass, capacity, 2), expected)
 
 
 def test_kmeans_tree_has_four_balanced_levels(kmeans_build: TreeBuild, world: World) -> None:

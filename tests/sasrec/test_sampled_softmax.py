@@ -1,6 +1,9 @@
-"""Sampled softmax: the loss choice, the negative sampler, the logQ-corrected loss, and deterministic training."""
+"""Sampled softmax: the loss choice, the negative sampler, the logQ-corrected loss, deterministic training, and the
+sparse item-table updates of large catalogues."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -8,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from serendip.artifacts.sasrec import ItemVocabulary, SASRecConfig
+from serendip.models.sasrec import training
+from serendip.models.sasrec.export import export_user_encoder, script_user_encoder
 from serendip.models.sasrec.losses import (
     PROPOSAL_EXPONENT,
     SAMPLED_SOFTMAX_MIN_ITEMS,
@@ -15,8 +20,9 @@ from serendip.models.sasrec.losses import (
     resolve_loss,
     sampled_softmax_loss,
 )
-from serendip.models.sasrec.sequences import leave_last_out, positive_sequences
-from serendip.models.sasrec.training import TrainingOptions, train_sasrec
+from serendip.models.sasrec.model import SASRec
+from serendip.models.sasrec.sequences import history_tensor, leave_last_out, positive_sequences
+from serendip.models.sasrec.training import TrainingOptions, train_sasrec, uses_sparse_items
 from tests.retriever.chain_world import chain_interactions
 
 
@@ -81,3 +87,61 @@ def test_sampled_training_is_deterministic_and_learns_the_chain() -> None:
     assert [e["loss"] for e in first.log] == [e["loss"] for e in second.log]
     assert all(entry["train_seconds"] > 0 for entry in first.log)
     assert first.log[-1]["valid_recall@10"] > 0.5  # popularity is near 10/40 on this uniform chain
+
+
+def test_sparse_item_updates_only_above_the_threshold_and_only_with_sampled_softmax() -> None:
+    threshold = training.SPARSE_ITEMS_MIN_ITEMS
+    assert threshold == SAMPLED_SOFTMAX_MIN_ITEMS
+    assert uses_sparse_items("sampled", threshold + 1)
+    assert not uses_sparse_items("sampled", threshold) and not uses_sparse_items("full", 10 * threshold)
+
+
+def test_sparse_steps_match_the_dense_first_step_and_update_only_their_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = SASRecConfig(num_items=40, hidden=16, layers=1, heads=1, inner=32, max_len=6, dropout=0.0)
+    torch.manual_seed(0)
+    sparse_model = SASRec(config)
+    dense_model = copy.deepcopy(sparse_model)
+    sampler = NegativeSampler(np.ones(41), num_negatives=4, seed=0)
+    sampler.sample = lambda: torch.tensor([30, 31, 32, 33])  # type: ignore[method-assign]
+    options = TrainingOptions(learning_rate=1e-2)
+    monkeypatch.setattr(training, "SPARSE_ITEMS_MIN_ITEMS", 39)
+    sparse_step = training.training_step(sparse_model, "sampled", options, sampler)
+    monkeypatch.setattr(training, "SPARSE_ITEMS_MIN_ITEMS", 40)
+    dense_step = training.training_step(dense_model, "sampled", options, sampler)
+    assert sparse_model.item_embedding.sparse and not dense_model.item_embedding.sparse
+
+    inputs = torch.tensor([[0, 0, 1, 2, 3, 4], [0, 5, 6, 7, 8, 9]])
+    targets = torch.tensor([[0, 0, 2, 3, 4, 10], [0, 6, 7, 8, 9, 11]])
+    before = sparse_model.item_table().detach().clone()
+    assert sparse_step(inputs, targets) == pytest.approx(dense_step(inputs, targets), abs=1e-6)
+    assert sparse_model.item_embedding.weight.grad.is_sparse
+    for name, tensor in sparse_model.state_dict().items():  # Adam's first step, lr g / (|g| + eps), lazy or not
+        torch.testing.assert_close(tensor, dense_model.state_dict()[name], rtol=0, atol=1e-4)  # lr: 1e-2
+    changed = (sparse_model.item_table().detach() != before).any(dim=1)
+    assert changed.nonzero().flatten().tolist() == [*range(1, 12), 30, 31, 32, 33]
+
+    after_first = sparse_model.item_table().detach().clone()
+    sparse_step(torch.tensor([[0, 0, 0, 0, 12, 13]]), torch.tensor([[0, 0, 0, 0, 13, 14]]))
+    changed = (sparse_model.item_table().detach() != after_first).any(dim=1)
+    assert changed.nonzero().flatten().tolist() == [12, 13, 14, 30, 31, 32, 33]  # lazy: no momentum
+
+
+def test_sparse_training_is_deterministic_learns_the_chain_and_exports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "SPARSE_ITEMS_MIN_ITEMS", 10)
+    split = _chain_split()
+    config = SASRecConfig(num_items=40, hidden=16, layers=1, heads=1, inner=32, max_len=12, dropout=0.0)
+    options = TrainingOptions(
+        epochs=4, batch_size=32, learning_rate=1e-2, eval_every=2, loss="sampled", num_negatives=8, seed=5
+    )
+    first = train_sasrec(split, config, options, show_progress=False)
+    second = train_sasrec(split, config, options, show_progress=False)
+    for name, tensor in first.model.state_dict().items():
+        torch.testing.assert_close(tensor, second.model.state_dict()[name], rtol=0, atol=0)
+    assert first.log[-1]["valid_recall@10"] > 0.5
+    model = first.model
+    assert not model.item_embedding.sparse and not model.training  # an ordinary SASRec again
+    histories = history_tensor([[1, 2, 3], [7]], config.max_len)
+    with torch.no_grad():
+        expected = model(histories)
+        torch.testing.assert_close(script_user_encoder(copy.deepcopy(model))(histories), expected)
+        torch.testing.assert_close(export_user_encoder(copy.deepcopy(model)).module()(histories), expected)

@@ -73,18 +73,26 @@ def _chain_split():
     return leave_last_out(positive_sequences(chain_interactions(num_users=120), vocabulary, min_satisfaction=0.5))
 
 
-def test_sampled_training_is_deterministic_and_learns_the_chain() -> None:
+CHAIN_CONFIG = SASRecConfig(num_items=40, hidden=16, layers=1, heads=1, inner=32, max_len=12, dropout=0.0)
+
+
+def _train_chain_twice() -> training.TrainingResult:
+    """Sampled-softmax training on the chain, twice with one seed; asserts the runs are identical, returns one."""
     split = _chain_split()
-    config = SASRecConfig(num_items=40, hidden=16, layers=1, heads=1, inner=32, max_len=12, dropout=0.0)
     options = TrainingOptions(
         epochs=4, batch_size=32, learning_rate=1e-2, eval_every=2, loss="sampled", num_negatives=8, seed=5
     )
-    first = train_sasrec(split, config, options, show_progress=False)
-    second = train_sasrec(split, config, options, show_progress=False)
-    assert first.loss == "sampled"
+    first = train_sasrec(split, CHAIN_CONFIG, options, show_progress=False)
+    second = train_sasrec(split, CHAIN_CONFIG, options, show_progress=False)
     for name, tensor in first.model.state_dict().items():
         torch.testing.assert_close(tensor, second.model.state_dict()[name], rtol=0, atol=0)
     assert [e["loss"] for e in first.log] == [e["loss"] for e in second.log]
+    return first
+
+
+def test_sampled_training_is_deterministic_and_learns_the_chain() -> None:
+    first = _train_chain_twice()
+    assert first.loss == "sampled"
     assert all(entry["train_seconds"] > 0 for entry in first.log)
     assert first.log[-1]["valid_recall@10"] > 0.5  # popularity is near 10/40 on this uniform chain
 
@@ -128,19 +136,11 @@ def test_sparse_steps_match_the_dense_first_step_and_update_only_their_rows(monk
 
 def test_sparse_training_is_deterministic_learns_the_chain_and_exports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(training, "SPARSE_ITEMS_MIN_ITEMS", 10)
-    split = _chain_split()
-    config = SASRecConfig(num_items=40, hidden=16, layers=1, heads=1, inner=32, max_len=12, dropout=0.0)
-    options = TrainingOptions(
-        epochs=4, batch_size=32, learning_rate=1e-2, eval_every=2, loss="sampled", num_negatives=8, seed=5
-    )
-    first = train_sasrec(split, config, options, show_progress=False)
-    second = train_sasrec(split, config, options, show_progress=False)
-    for name, tensor in first.model.state_dict().items():
-        torch.testing.assert_close(tensor, second.model.state_dict()[name], rtol=0, atol=0)
+    first = _train_chain_twice()
     assert first.log[-1]["valid_recall@10"] > 0.5
     model = first.model
     assert not model.item_embedding.sparse and not model.training  # an ordinary SASRec again
-    histories = history_tensor([[1, 2, 3], [7]], config.max_len)
+    histories = history_tensor([[1, 2, 3], [7]], CHAIN_CONFIG.max_len)
     with torch.no_grad():
         expected = model(histories)
         torch.testing.assert_close(script_user_encoder(copy.deepcopy(model))(histories), expected)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -535,10 +535,15 @@ class TermPresence:
     weights: np.ndarray
 
 
+def word_analyser() -> Callable[[str], list[str]]:
+    """Lower-cased words of two letters or more, English stop words out: the words of descriptions and coherence."""
+    return CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+
+
 def term_presence(texts: Sequence[str], tags: Sequence[Sequence[str]], tag_weight: float) -> TermPresence:
     """The words of each text (stop words out) and each item's whole tags; a tag weighs ``tag_weight``, a word 1
     (the larger when a term is both)."""
-    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    analyse = word_analyser()
     vocabulary: dict[str, int] = {}
     term_weight: list[float] = []
     rows, cols = [], []
@@ -558,8 +563,12 @@ def term_presence(texts: Sequence[str], tags: Sequence[Sequence[str]], tag_weigh
 
 
 def rank_terms(presence: TermPresence, groups: Sequence[np.ndarray], top: int = 8) -> list[list[str]]:
-    """Per group of item rows, its terms ranked by class-based TF-IDF against the other groups (see
-    :func:`distinctive_terms`), ties alphabetically."""
+    """Per group of item rows, its terms ranked by class-based TF-IDF against the other groups, ties alphabetically.
+
+    ``tf`` is the fraction of the group's items containing the term; the score is
+    ``w * tf * log(1 + groups / sum of tf over groups)`` with ``w`` the term's weight (``tag_weight`` for a tag, 1
+    for a word), so a term frequent here and rare elsewhere ranks first and tags rank before words.
+    """
     if not presence.terms:
         return [[] for _ in groups]
     sizes = np.array([len(group) for group in groups])
@@ -581,37 +590,6 @@ def rank_terms(presence: TermPresence, groups: Sequence[np.ndarray], top: int = 
         order = np.lexsort((alphabetical, -scores[row]))[:top]
         ranked.append([presence.terms[index] for index in order if term_frequency[row, index] > 0])
     return ranked
-
-
-def distinctive_terms(
-    texts_by_node: dict[str, list[str]],
-    tags_by_node: dict[str, list[list[str]]] | None = None,
-    tag_weight: float = 3.0,
-    top: int = 8,
-) -> dict[str, list[str]]:
-    """Per node, its terms (text words and whole tags) ranked by class-based TF-IDF against the other nodes.
-
-    ``tf`` is the fraction of the node's items containing the term; the score is
-    ``w * tf * log(1 + nodes / sum of tf over nodes)`` with ``w = tag_weight`` for a tag (the larger when a
-    term is both) and 1 for a word of the title or description (stop words out), so a term frequent here and
-    rare elsewhere ranks first and tags rank before words.
-    """
-    node_ids = list(texts_by_node)
-    tags_by_node = tags_by_node or {}
-    texts = [text for node_id in node_ids for text in texts_by_node[node_id]]
-    tags = [
-        item_tags
-        for node_id in node_ids
-        for item_tags in (tags_by_node.get(node_id) or [[] for _ in texts_by_node[node_id]])
-    ]
-    sizes = [len(texts_by_node[node_id]) for node_id in node_ids]
-    groups = [np.arange(end - size, end) for size, end in zip(sizes, np.cumsum(sizes, dtype=np.int64), strict=True)]
-    return dict(zip(node_ids, rank_terms(term_presence(texts, tags, tag_weight), groups, top), strict=True))
-
-
-def distinctive_words(titles_by_node: dict[str, list[str]], top: int = 8) -> dict[str, list[str]]:
-    """Per node, its title words ranked by class-based TF-IDF (:func:`distinctive_terms` without tags)."""
-    return distinctive_terms(titles_by_node, top=top)
 
 
 def _unique_descriptions(candidates: dict[str, list[str]], words: int, taken: set[str]) -> dict[str, str]:
@@ -899,7 +877,7 @@ def coherence_terms(items: pd.DataFrame) -> tuple[str, list[frozenset[str]]]:
     tags = item_tags(items)
     if any(tags):
         return "tags", [frozenset(item) for item in tags]
-    analyse = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    analyse = word_analyser()
     return "words", [frozenset(analyse(text)) for text in item_texts(items)]
 
 

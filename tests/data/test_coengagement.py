@@ -22,8 +22,9 @@ from serendip.offline.tree_builder import (
     _unique_descriptions,
     build_tree,
     candidate_weights,
-    distinctive_terms,
+    rank_terms,
     select_weights,
+    term_presence,
     text_coherence,
     tree_report,
 )
@@ -106,12 +107,14 @@ def test_weight_selection_prefers_the_block_that_predicts_held_out_pairs() -> No
 
 
 def test_ctfidf_ranks_tags_first_and_descriptions_are_unique() -> None:
-    ranked = distinctive_terms(
-        {"n1": ["red kayak trip", "kayak fun"], "n2": ["red lantern", "lantern night"]},
-        {"n1": [["sea sports"], ["sea sports"]], "n2": [["crafts"], []]},
+    presence = term_presence(
+        ["red kayak trip", "kayak fun", "red lantern", "lantern night"],
+        [["sea sports"], ["sea sports"], ["crafts"], []],
+        tag_weight=3.0,
     )
-    assert ranked["n1"][0] == "sea sports" and ranked["n2"][0] == "crafts"
-    assert "red" not in ranked["n1"][:2]  # in both nodes: not distinctive
+    n1, n2 = rank_terms(presence, [np.array([0, 1]), np.array([2, 3])])
+    assert n1[0] == "sea sports" and n2[0] == "crafts"
+    assert "red" not in n1[:2]  # in both nodes: not distinctive
     same = {"a": ["x", "y", "z"], "b": ["x", "y", "w"], "c": ["x", "y"]}
     descriptions = _unique_descriptions(same, 2, set())
     assert len(set(descriptions.values())) == 3

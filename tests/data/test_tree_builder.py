@@ -17,8 +17,9 @@ from serendip.offline.tree_builder import (
     _balanced_assign,
     balanced_kmeans,
     build_tree,
-    distinctive_words,
     import_taxonomy,
+    rank_terms,
+    term_presence,
     tree_report,
 )
 from tests.data.worlds import TEST_BRANCHING
@@ -164,11 +165,8 @@ def test_taxonomy_labels_shared_by_several_nodes_are_disambiguated() -> None:
 
 
 def test_distinctive_words_rank_words_frequent_here_and_rare_elsewhere() -> None:
-    ranked = distinctive_words(
-        {
-            "n1": ["kayak river tips", "kayak lake", "river kayak"],
-            "n2": ["pizza dough tips", "pizza oven", "dough rising"],
-        }
-    )
-    assert ranked["n1"][:2] == ["kayak", "river"]
-    assert ranked["n2"][:2] == ["dough", "pizza"]
+    texts = ["kayak river tips", "kayak lake", "river kayak", "pizza dough tips", "pizza oven", "dough rising"]
+    presence = term_presence(texts, [[] for _ in texts], tag_weight=3.0)
+    n1, n2 = rank_terms(presence, [np.arange(3), np.arange(3, 6)])
+    assert n1[:2] == ["kayak", "river"]
+    assert n2[:2] == ["dough", "pizza"]

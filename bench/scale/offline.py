@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import numpy as np
+
+from bench.ann import compare, history_queries
 from bench.scale.context import SizeContext
 from bench.scale.isolation import Figures
+from retriever.loading import load_retrieval_model
 from serendip.artifacts.sasrec import SASREC_KIND, ItemVocabulary, SASRecConfig
 from serendip.artifacts.store import ArtifactWriter, input_record, read_manifest, resolve_artifact
 from serendip.artifacts.tree import TREE_KIND
@@ -104,12 +108,39 @@ def sasrec_epoch(context: SizeContext) -> Figures:
     }
 
 
+ANN_QUERIES = 300
+ANN_EXCLUDED = 20
+UNUSED_TRITON = "127.0.0.1:1"
+"""The retrieval model's Triton client connects lazily and top-k never calls it."""
+
+
 def ann_indexes(context: SizeContext) -> Figures:
-    """``python -m serendip.models.sasrec.ann``: per-cluster indexes over the SASRec item embeddings."""
-    job = ann.BuildAnnJob(sasrec=context.root / SASREC_KIND, tree=context.root / TREE_KIND, artifacts=context.root)
+    """``python -m serendip.models.sasrec.ann`` with an index on every planning-level cluster (``--exact-below 1
+    --ivf-from 1``: at these sizes every cluster is under the default threshold, so the default build would only
+    load), then recall@10 and latency of the Retriever's ANN path against exact on history-like queries inside
+    random clusters (``bench.ann.compare``)."""
+    job = ann.BuildAnnJob(
+        sasrec=context.root / SASREC_KIND,
+        tree=context.root / TREE_KIND,
+        artifacts=context.root,
+        exact_below=1,
+        ivf_from=1,
+    )
     started = time.perf_counter()
     directory = ann.run(job)
+    seconds = time.perf_counter() - started
+    exact = load_retrieval_model(job.sasrec, job.tree, UNUSED_TRITON, job.planning_level).index
+    approximate = load_retrieval_model(job.sasrec, job.tree, UNUSED_TRITON, job.planning_level, directory).index
+    rng = np.random.default_rng(0)
+    clusters = sorted(approximate.ann)
+    requests = []
+    for user in history_queries(exact.embeddings, ANN_QUERIES, rng):
+        cluster = clusters[rng.integers(len(clusters))]
+        start, end = exact.spans[cluster]
+        excluded = rng.integers(start, end, min(ANN_EXCLUDED, (end - start) // 2))
+        requests.append((cluster, user, [exact.item_ids[row] for row in excluded]))
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "indexed_clusters": read_manifest(directory)["counts"]["indexed_clusters"],
-    }
+        "nprobe": job.nprobe,
+    } | compare(exact, approximate, requests)

@@ -70,6 +70,9 @@ def test_whole_pipeline_at_a_tiny_size(tmp_path: Path) -> None:
     assert planner["hot_reload_peak_rss_mb"] >= planner["rss_mb"] > 0
     assert retriever["p99_ms"] >= retriever["p50_ms"] > 0 and retriever["qps"] > 0 and retriever["failed"] == 0
     assert stages["plan_table"]["rows"] == 5 * TINY_ITEMS
+    ann = stages["ann"]  # an index on every cluster, compared with exact on the same requests
+    assert ann["indexed_clusters"] > 0 and ann["recall_at_10"] >= ann["recall_at_10_p5"] > 0
+    assert ann["exact_p50_ms"] > 0 and ann["ann_p50_ms"] > 0
 
     written = json.loads(Path(results["json"]).read_text())
     assert written["acceptance"] == results["acceptance"]
@@ -77,3 +80,4 @@ def test_whole_pipeline_at_a_tiny_size(tmp_path: Path) -> None:
     text = markdown.read_text()
     assert "kept text" in text and SECTION_BEGIN in text and SECTION_END in text
     assert "| tree: build_tree |" in text and "sasrec_epoch_seconds_100k_items" in text
+    assert "retriever_ann_recall_at_10" in text

@@ -156,6 +156,10 @@ ray-down:  ## Stop the Ray head started by ray-up (only that one)
 batch-plans: setup  ## Popular corpus -> frame store -> plan table, incremental (joins RAY_ADDRESS when set)
 	$(BIN)/python -m serendip.pipeline --artifacts $(ARTIFACTS) --until plans --rerun corpus --rerun frames --rerun plans
 
+.PHONY: keywords
+keywords: setup  ## Item keyword summaries (MLLM, incremental) + related keywords from the logs -> artifacts/keywords/<version>
+	$(BIN)/python -m ray_jobs.item_keywords --artifacts $(ARTIFACTS)
+
 # --- Load tests and reliability runs (docs/loadtest.md); loopback only, every run bounded -------------------
 LOADTEST_ARGS ?= --target plan --target retrieve --target recommend --mode sweep
 

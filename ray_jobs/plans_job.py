@@ -193,8 +193,8 @@ def incremental_work(
     LOGGER.info("%d items taken over from the Planner's overlay plan table", len(taken))
     return IncrementalWork(
         work[~work["item_id"].isin(set(taken["item_id"]))],
-        _concat([kept_plans, overlay_plans[PLAN_COLUMNS]], PLAN_COLUMNS),
-        _concat([kept_processed, overlay_processed[PROCESSED_COLUMNS]], PROCESSED_COLUMNS),
+        concat_rows([kept_plans, overlay_plans[PLAN_COLUMNS]], PLAN_COLUMNS),
+        concat_rows([kept_processed, overlay_processed[PROCESSED_COLUMNS]], PROCESSED_COLUMNS),
         mode,
         from_overlay=len(taken),
     )
@@ -294,7 +294,7 @@ class PlansResult:
         }
 
 
-def _read_shards(shards: CommittedShards) -> pd.DataFrame:
+def read_committed_shards(shards: CommittedShards) -> pd.DataFrame:
     """All committed shard rows; each shard must hold exactly the items it was given."""
     parts = []
     for spec in shards.specs:
@@ -306,7 +306,7 @@ def _read_shards(shards: CommittedShards) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SHARD_SCHEMA.names)
 
 
-def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+def concat_rows(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     """Rows of the non-empty ``frames`` (empty ones would decide no column type)."""
     parts = [frame[columns] for frame in frames if not frame.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
@@ -385,7 +385,9 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
 
     def publish(self, shards: CommittedShards) -> PlansResult:
         """The new plans merged with the previous version's kept ones, published with ``publish_plan_table``."""
-        return self._merge_and_publish(_read_shards(shards), shards.counts(), [shards.stats], shards.staging.key)
+        return self._merge_and_publish(
+            read_committed_shards(shards), shards.counts(), [shards.stats], shards.staging.key
+        )
 
     def _merge_and_publish(
         self, staged: pd.DataFrame, shard_counts: dict[str, int], stages: list[StageStats], run: str = ""
@@ -396,8 +398,8 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
         new_plans = staged.loc[~failed, PLAN_COLUMNS]
         new_processed = staged.loc[~failed, ["item_id", "content_sha256"]].drop_duplicates("item_id")
         new_processed = new_processed.assign(model_version=model.version)
-        plans = _concat([plan.kept_plans, new_plans], PLAN_COLUMNS).sort_values(["item_id", "rank"])
-        processed = _concat([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
+        plans = concat_rows([plan.kept_plans, new_plans], PLAN_COLUMNS).sort_values(["item_id", "rank"])
+        processed = concat_rows([plan.kept_processed, new_processed], PROCESSED_COLUMNS).sort_values("item_id")
         errors = staged.loc[failed, ["item_id", "content_sha256", "error"]].reset_index(drop=True)
         if processed["item_id"].duplicated().any():
             raise ArtifactError(f"run {run}: an item was planned twice")

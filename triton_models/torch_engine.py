@@ -9,7 +9,7 @@ log-likelihood (``decoding.rank_descriptions``); description -> cluster id is th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +18,7 @@ import torch
 from serendip.core.frames import uniform_frame_indices
 from serendip.models.mllm.batching import EncodedPrompt, PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, load_model, resolve_device
+from serendip.models.mllm.collaborative import load_related_keywords
 from serendip.models.mllm.contexts import PlanningContext, RankedCluster
 from serendip.models.mllm.decoding import description_candidates, rank_descriptions
 from serendip.models.mllm.errors import ContextError, MllmConfigError, ModelArtifactError
@@ -48,7 +49,12 @@ class TorchPlannerEngine:
     """The transformers engine (CPU or CUDA), grammar-constrained with xgrammar."""
 
     def __init__(
-        self, planner: PlannerModel, grammar: AnswerGrammar, spec: PlannerSpec, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        planner: PlannerModel,
+        grammar: AnswerGrammar,
+        spec: PlannerSpec,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        related_keywords: Mapping[str, str] | None = None,
     ) -> None:
         if grammar.variant is not spec.variant:
             raise ModelArtifactError(f"grammar is for {grammar.variant} prompts but planner.json says {spec.variant}")
@@ -56,6 +62,8 @@ class TorchPlannerEngine:
         self.grammar = grammar
         self.spec = spec
         self.batch_size = batch_size
+        self.related_keywords = related_keywords or {}
+        """video_cot_rag: item id -> the keywords its prompt carries (``collaborative``)."""
         self.encoder = PromptEncoder(planner.tokenizer, planner.model.config)
         # CoT: generate only the reasoning (and the marker), since every allowed description is scored after it.
         self.reasoning_only = spec.variant.is_cot
@@ -72,7 +80,7 @@ class TorchPlannerEngine:
         source = Path(directory)
         spec = PlannerSpec.load(source)
         planner = load_model(source / spec.model_dir, device=resolve_device(device))
-        return cls(planner, AnswerGrammar.load(source), spec, batch_size)
+        return cls(planner, AnswerGrammar.load(source), spec, batch_size, load_related_keywords(source, spec))
 
     @property
     def device(self) -> torch.device:
@@ -103,7 +111,8 @@ class TorchPlannerEngine:
                 visual_input = pixels_to_input(pixels, self.planner.geometry, visual.thumbnail)
             except MllmConfigError as error:
                 raise ContextError(f"item {context.item_id!r}: unusable pixels ({error})") from error
-        messages = chat_messages(prompt_text(variant, context.title), visual if variant.uses_video else None)
+        text = prompt_text(variant, context.title, self.related_keywords.get(context.item_id, ""))
+        messages = chat_messages(text, visual if variant.uses_video else None)
         return self.encoder.encode_prompt(messages, visual_input)
 
     def _allowed(self, context: PlanningContext) -> list[int] | None:

@@ -1,7 +1,10 @@
 """Prompt and target texts of the SFT examples, one function per side so training and serving share them.
 
 Variants (paper Fig. 2): ``text_only`` (title), ``video_only`` (frames), ``video_text`` (frames + title),
-``video_cot`` (frames; the target first says what the video shows, then names the cluster).
+``video_cot`` (frames; the target first says what the video shows, then names the cluster), and MMSRARec's
+``video_cot_rag``: ``video_cot`` whose prompt also carries the keywords of the items the context's viewers engaged
+with (collaborative context from the logs; "none yet" for an item nobody has engaged with). Its SFT rows are the
+``video_cot`` rows with that prompt (``rag_prompt``), so curation only writes ``VARIANTS``.
 Frame modes: ``none`` (text only), ``1``/``2``/``4``/``8`` uniformly sampled frames, or ``thumbnail``.
 """
 
@@ -11,11 +14,16 @@ from serendip.core.errors import ConfigError
 
 VARIANTS = ("text_only", "video_only", "video_text", "video_cot")
 VIDEO_VARIANTS = ("video_only", "video_text", "video_cot")
+RAG_VARIANT = "video_cot_rag"
+"""The keyword-RAG variant: trained on the ``video_cot`` rows, its prompt adds the related keywords."""
 FRAME_COUNTS = (1, 2, 4, 8)
 THUMBNAIL = "thumbnail"
 NO_FRAMES = "none"
 QUESTION = "Which interest cluster would be a serendipitous next step for its viewer?"
 COT_INSTRUCTION = "First say what the video shows, then name the cluster."
+RELATED_LEAD = "Viewers of this video also engaged with: "
+NO_RELATED = "none yet"
+"""What the RAG prompt says when the context has no related keywords (a fresh upload, an item with no log)."""
 ANSWER_MARKER = "cluster: "
 """In chain-of-thought targets the cluster description follows this marker on the last line."""
 THOUGHT_LEAD = "the video shows "
@@ -27,8 +35,9 @@ THOUGHT_STOP_WORDS = frozenset(
 """Words a thought is not matched on: function words and the lead's own."""
 
 
-def prompt_text(variant: str, title: str) -> str:
-    """User-turn text of ``variant``; the caller adds the frames (as video or image inputs) for video variants."""
+def prompt_text(variant: str, title: str, related_keywords: str = "") -> str:
+    """User-turn text of ``variant``; the caller adds the frames (as video or image inputs) for video variants.
+    ``related_keywords`` (space-separated words) is read by ``video_cot_rag`` only."""
     if variant == "text_only":
         return f"Video title: {title}\n{QUESTION}"
     if variant == "video_only":
@@ -37,12 +46,20 @@ def prompt_text(variant: str, title: str) -> str:
         return f"Watch the video. Video title: {title}\n{QUESTION}"
     if variant == "video_cot":
         return f"Watch the video.\n{QUESTION} {COT_INSTRUCTION}"
-    raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
+    if variant == RAG_VARIANT:
+        return rag_prompt(related_keywords)
+    raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {(*VARIANTS, RAG_VARIANT)}")
+
+
+def rag_prompt(related_keywords: str) -> str:
+    """The ``video_cot_rag`` user turn: the ``video_cot`` question after the related keywords (or NO_RELATED)."""
+    related = " ".join(related_keywords.split()) or NO_RELATED
+    return f"Watch the video. {RELATED_LEAD}{related}.\n{QUESTION} {COT_INSTRUCTION}"
 
 
 def target_text(variant: str, description: str, cot_text: str | None = None) -> str:
     """Assistant-turn text: the description, preceded by the video description for ``video_cot``."""
-    if variant == "video_cot":
+    if variant in ("video_cot", RAG_VARIANT):
         if not cot_text:
             raise ConfigError("video_cot targets need a cot_text (what the video shows)")
         period = "" if cot_text.endswith(".") else "."

@@ -16,12 +16,12 @@ Simulation (default): starts tritonserver, the Retriever and the Planner on 127.
 exploitation (Retriever UNRESTRICTED on the history), context-similar SASRec (CONTEXT_SIMILAR), the
 neural-linear bandit (a sibling cluster of the context by default, then CLUSTER_RESTRICTED), the MLLM treatment
 (Planner.Recommend, LIVE), the oracle planner (the true affine cluster; ``--no-oracle-arm`` drops it), and with
-``--text-only-mllm`` the text-only MLLM through a second model repository. One head request per user (the
-SASRec leave-last-out test case) plus, when the world has fresh uploads, one fresh-upload request per user
-(same history, the context an upload newer than every model: each arm gets what it would have for it, the
-Planner the upload's frames and title); equal disjoint user segments per arm, users simulated from the
-world's ground-truth satisfaction model. The main tables are on head contexts; both segments are reported
-apart. See docs/evaluation.md.
+``--text-only-mllm`` the text-only MLLM, with ``--rag-mllm`` the keyword-RAG MLLM, each through its own model
+repository. One head request per user (the SASRec leave-last-out test case) plus, when the world has fresh
+uploads, one fresh-upload request per user (same history, the context an upload newer than every model: each arm
+gets what it would have for it, the Planner the upload's frames and title); equal disjoint user segments per
+arm, users simulated from the world's ground-truth satisfaction model. The main tables are on head contexts; both
+segments are reported apart. See docs/evaluation.md.
 
 Replay: ``--replay LOGS_DIR`` recomputes every metric from logs in the schema of docs/evaluation.md.
 
@@ -105,6 +105,7 @@ CONTEXT_SIMILAR = ArmSpec("context_similar", "exploration", "context-similar SAS
 BANDIT = ArmSpec("bandit", "exploration", "neural-linear bandit")
 MLLM = ArmSpec("mllm", "treatment", "MLLM planner")
 MLLM_TEXT_ONLY = ArmSpec("mllm_text_only", "treatment", "text-only MLLM planner")
+MLLM_RAG = ArmSpec("mllm_rag", "treatment", "keyword-RAG MLLM planner (related keywords in the prompt)")
 ORACLE = ArmSpec("oracle", "treatment", "oracle planner (true affine cluster)")
 ARTIFACT_PROTOCOL = ArmSpec("exploitation_artifact_protocol", "control", "exploitation, SASRec artifact protocol")
 
@@ -119,6 +120,8 @@ class EvaluateJob:
     """where to write the report (None: reports/eval/<UTC timestamp>)"""
     text_only_mllm: Path | None = None
     """a text_only mllm artifact: adds the text-only MLLM arm"""
+    rag_mllm: Path | None = None
+    """a video_cot_rag mllm artifact (MMSRARec's related keywords in the prompt): adds the keyword-RAG MLLM arm"""
     users: int | None = None
     """evaluate a seeded sample of this many users (None: all)"""
     k: int = 10
@@ -296,7 +299,9 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
 
     scope_label = {"novel": "novel clusters", "siblings": "sibling clusters"}[job.bandit_scope]
     bandit_spec = ArmSpec(BANDIT.name, BANDIT.role, f"{BANDIT.label} ({scope_label})")
-    specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + ([MLLM_TEXT_ONLY] if job.text_only_mllm else [])
+    extra_mllms = [(spec, path) for spec, path in ((MLLM_TEXT_ONLY, job.text_only_mllm), (MLLM_RAG, job.rag_mllm))]
+    extra_mllms = [(spec, path) for spec, path in extra_mllms if path is not None]
+    specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + [spec for spec, _ in extra_mllms]
     specs += [ORACLE] if job.oracle_arm else []
     known = set(sasrec.vocabulary.item_ids)
     planner_warning_counts: dict[str, dict[str, int]] = {}
@@ -317,24 +322,24 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
         protocol_check = _arm_slates([check], requests, job, planner_warning_counts)
     inputs = {kind: input_record(path) for kind, path in paths.items()}
-    if job.text_only_mllm:
-        text_only = resolve_artifact(job.text_only_mllm, MLLM_KIND)
-        inputs["text_only_mllm"] = input_record(text_only)
-        scratch = Path(tempfile.mkdtemp(prefix="eval-text-only-"))
+    for extra_spec, extra_path in extra_mllms:
+        extra_mllm = resolve_artifact(extra_path, MLLM_KIND)
+        inputs[extra_spec.name] = input_record(extra_mllm)
+        scratch = Path(tempfile.mkdtemp(prefix=f"eval-{extra_spec.name}-"))
         try:
-            _say("building a model repository for the text-only MLLM ...", job.quiet)
+            _say(f"building a model repository for the {extra_spec.label} ...", job.quiet)
             repository = build_engines.build_repository(
-                build_engines.BuildEnginesJob(artifacts=scratch, mllm=text_only, sasrec=paths[SASREC_KIND])
+                build_engines.BuildEnginesJob(artifacts=scratch, mllm=extra_mllm, sasrec=paths[SASREC_KIND])
             )
-            text_only_bundle = resolve_bundle(root, repository, with_plans=False)
+            extra_bundle = resolve_bundle(root, repository, with_plans=False)
             with ServingStack(
-                text_only_bundle,
+                extra_bundle,
                 plans=False,
                 nearline=False,
                 live_max_in_flight=job.concurrency,
-                work_dir=report_dir / "text_only",
+                work_dir=report_dir / extra_spec.name,
             ) as stack:
-                arm = PlannerArm(MLLM_TEXT_ONLY, stack.planner_address, job.num_clusters, content_of)
+                arm = PlannerArm(extra_spec, stack.planner_address, job.num_clusters, content_of)
                 slates.update(_arm_slates([arm], requests, job, planner_warning_counts, extra))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

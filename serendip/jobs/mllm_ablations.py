@@ -10,6 +10,8 @@ and writes a report directory::
     fig3_prompt_{recall,match_rate}.png     text_only vs video_only vs video_text vs video_cot (4 frames)
     fig4_frames_{recall,match_rate}.png     video_cot with 1 / 2 / 4 / 8 uniformly sampled frames
     fig5_thumbnail_{recall,match_rate}.png  video_cot with the thumbnail vs one sampled frame
+    rag_keywords_{recall,match_rate}.png    video_cot with and without MMSRARec's related keywords (4 frames;
+                                            only with --figures rag_keywords --keywords DIR)
     runs/<run>/                             each run's train_log.jsonl, metrics.json, curves, planner files
 
 Runs shared by several figures are trained once (video_cot/4 is in Figs 3 and 4, video_cot/1 in 4 and 5).
@@ -52,17 +54,23 @@ class AblationRun:
 
 
 COT = PromptVariant.VIDEO_COT
+RAG_FIGURE = "rag_keywords"
 FIGURES: dict[str, tuple[str, list[AblationRun]]] = {
     "fig3_prompt": (
         "prompt variants (4 frames)",
-        [AblationRun(variant, VisualSetting(4)) for variant in PromptVariant],
+        [AblationRun(variant, VisualSetting(4)) for variant in PromptVariant if not variant.uses_related],
     ),
     "fig4_frames": ("video CoT, uniformly sampled frames", [AblationRun(COT, VisualSetting(n)) for n in (1, 2, 4, 8)]),
     "fig5_thumbnail": (
         "video CoT, thumbnail vs one sampled frame",
         [AblationRun(COT, VisualSetting(thumbnail=True)), AblationRun(COT, VisualSetting(1))],
     ),
+    RAG_FIGURE: (
+        "video CoT with the related keywords of co-engaged items (MMSRARec) or without",
+        [AblationRun(COT, VisualSetting(4)), AblationRun(PromptVariant.VIDEO_COT_RAG, VisualSetting(4))],
+    ),
 }
+PAPER_FIGURES = ("fig3_prompt", "fig4_frames", "fig5_thumbnail")
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,8 @@ class MllmAblationsJob(MllmTrainingOptions):
     """checkpoints kept on disk"""
     max_minutes: float | None = None
     """wall-clock cap of each run (None: none; equal step budgets keep runs comparable on a shared machine)"""
-    figures: CommaNames = tuple(FIGURES)
-    """comma list of fig3_prompt, fig4_frames, fig5_thumbnail"""
+    figures: CommaNames = PAPER_FIGURES
+    """comma list of fig3_prompt, fig4_frames, fig5_thumbnail, rag_keywords (needs --keywords)"""
     report_dir: Path | None = None
     """where to write the report (None: reports/mllm_ablations/<UTC timestamp>)"""
     keep_models: bool = False
@@ -88,6 +96,8 @@ class MllmAblationsJob(MllmTrainingOptions):
         unknown = [name for name in self.figures if name not in FIGURES]
         if unknown:
             raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+        if RAG_FIGURE in self.figures and self.keywords is None:
+            raise ValueError(f"{RAG_FIGURE} needs --keywords (a keywords artifact: python -m ray_jobs.item_keywords)")
 
 
 def _selected_runs(figures: Sequence[str]) -> list[AblationRun]:
@@ -149,7 +159,13 @@ def run(job: MllmAblationsJob) -> Path:
         config = job.training_config(ablation.variant, ablation.visual)
         run_dir = report_dir / "runs" / ablation.name
         results[ablation.name] = train_planner(
-            curation_dir, config, run_dir, choice, job.heldout_limit, progress=not job.quiet
+            curation_dir,
+            config,
+            run_dir,
+            choice,
+            job.heldout_limit,
+            progress=not job.quiet,
+            related_keywords=job.related_keywords(ablation.variant),
         )
         if not job.keep_models:
             shutil.rmtree(run_dir / "model", ignore_errors=True)

@@ -9,7 +9,8 @@ checkpoint), checkpoints/, train_log.jsonl, metrics.json, curves_*.png, manifest
 trains the first of video_cot, video_text, video_only, text_only the curation has rows for (a catalogue without
 media: text_only) and says so; a curation of thumbnails only (no videos) trains on the thumbnail whatever
 ``--frames`` says; a ``--variant`` or ``--frames`` the curation lacks stops before training with the one that
-would work.
+would work. ``--variant video_cot_rag --keywords DIR`` trains MMSRARec's retrieval-augmented prompt: the video_cot
+rows, each prompt carrying the keywords of the items its context's viewers engaged with (docs/mllm.md).
 
 Model: by default the embedded tiny Qwen2-VL (~3 M parameters, built from a config, tokenizer trained on the
 curated text; nothing is downloaded). ``--base-model PATH`` fine-tunes any local Qwen2-VL-family checkpoint
@@ -30,6 +31,7 @@ import torch
 import transformers
 
 from serendip.artifacts.curation import CURATION_FILES, CURATION_KIND
+from serendip.artifacts.keywords import KEYWORDS_KIND, load_related_keywords
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
 from serendip.core.cli import run_job
@@ -98,8 +100,20 @@ class MllmTrainingOptions:
     """torch CPU threads (None: torch's choice, one per core; 1 is faster when other jobs share the cores)"""
     seed: int = 0
     """initialisation and data order"""
+    keywords: Path | None = None
+    """keywords artifact (python -m ray_jobs.item_keywords): the related keywords video_cot_rag prompts carry"""
+    related_dropout: float = TrainingConfig.related_dropout
+    """video_cot_rag: share of training prompts without their related keywords (as for a fresh upload)"""
     quiet: bool = False
     """no progress bars"""
+
+    def related_keywords(self, variant: PromptVariant) -> dict[str, str] | None:
+        """Item id -> related keywords from ``keywords`` for a RAG variant (None for the others)."""
+        if not variant.uses_related:
+            return None
+        if self.keywords is None:
+            raise MllmConfigError(f"{variant} needs --keywords (a keywords artifact: python -m ray_jobs.item_keywords)")
+        return load_related_keywords(resolve_artifact(self.keywords, KEYWORDS_KIND))
 
     def training_config(self, variant: PromptVariant, visual: VisualSetting) -> TrainingConfig:
         """The TrainingConfig of one run."""
@@ -118,6 +132,7 @@ class MllmTrainingOptions:
             device=self.device,
             lora=lora,
             lora_rank=self.lora_rank,
+            related_dropout=self.related_dropout,
         )
 
     def model_choice(self) -> ModelChoice:
@@ -142,7 +157,8 @@ class TrainMllmJob(MllmTrainingOptions):
     """Options of one fine-tuning run: the prompt, then data, model and optimisation."""
 
     variant: PromptVariant | None = None
-    """prompt variant, paper Fig. 2 (None: the first of video_cot, video_text, video_only, text_only curated)"""
+    """prompt variant, paper Fig. 2 (None: the first of video_cot, video_text, video_only, text_only curated), or
+    video_cot_rag: MMSRARec's video_cot with the related keywords of --keywords in the prompt"""
     frames: str = "4"
     """video input: 1, 2, 4 or 8 sampled frames, or 'thumbnail'"""
     artifacts: Path = DEFAULT_ARTIFACTS_ROOT
@@ -155,17 +171,27 @@ def run(job: TrainMllmJob) -> Path:
     curation_dir = resolve_artifact(job.curation, CURATION_KIND)
     visual = curated_visual(curation_dir, VisualSetting.parse(job.frames))
     config = job.training_config(supported_variant(curation_dir, job.variant, visual), visual)
+    related = job.related_keywords(config.variant)
     choice = job.model_choice()
     parameters = {"training": config.to_dict(), "model": choice.to_dict(), "heldout_limit": job.heldout_limit}
+    inputs = {"curation": input_record(curation_dir)}
+    if job.keywords is not None and related is not None:
+        inputs["keywords"] = input_record(resolve_artifact(job.keywords, KEYWORDS_KIND))
     with tempfile.TemporaryDirectory(prefix="train-mllm-") as scratch:
         result = train_planner(
-            curation_dir, config, Path(scratch) / "run", choice, job.heldout_limit, progress=not job.quiet
+            curation_dir,
+            config,
+            Path(scratch) / "run",
+            choice,
+            job.heldout_limit,
+            progress=not job.quiet,
+            related_keywords=related,
         )
         with ArtifactWriter(
             job.artifacts,
             MLLM_KIND,
             parameters,
-            inputs={"curation": input_record(curation_dir)},
+            inputs=inputs,
             bulk_dirs=("checkpoints",),
         ) as writer:
             for path in result.run_dir.iterdir():
@@ -197,9 +223,9 @@ def supported_variant(curation_dir: Path, requested: PromptVariant | None, visua
         if usable[0] is not VARIANT_PREFERENCE[0]:
             print(f"variant {usable[0]}: the curation has no {VARIANT_PREFERENCE[0]} rows with frames={visual.name}")
         return usable[0]
-    if requested is not None and requested in usable:
+    if requested is not None and requested.curated_variant in usable:
         return requested
-    other_frames = sorted(frames for variant, frames in available if variant == requested)
+    other_frames = sorted(frames for variant, frames in available if requested and variant == requested.curated_variant)
     if other_frames:
         proposal = f"use --frames {other_frames[0]} (curated: {', '.join(other_frames)})"
     elif usable:

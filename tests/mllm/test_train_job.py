@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from serendip.artifacts.curation import load_curation
+from serendip.artifacts.keywords import KEYWORD_COLUMNS, publish_keywords
 from serendip.artifacts.store import read_manifest
 from serendip.jobs import build_tree, curate, make_world, mllm_ablations, train_mllm
 from serendip.models.mllm.contexts import load_context
@@ -66,3 +68,31 @@ def test_ablation_runner_writes_table_and_figures(artifacts_root: Path, tmp_path
     for name in ("fig5_thumbnail_recall.png", "fig5_thumbnail_match_rate.png", "runs/video_cot-1/train_log.jsonl"):
         assert (report / name).is_file(), name
     assert not (report / "runs" / "video_cot-1" / "model").exists()
+
+
+def test_rag_variant_trains_on_related_keywords_and_serves_them(artifacts_root: Path) -> None:
+    curation = load_curation(artifacts_root / "curation")
+    contexts = sorted(set(curation.curation.examples["context_item_id"]))
+    related = pd.DataFrame(
+        {"item_id": contexts[::2], "related_keywords": ["red accent golf"] * len(contexts[::2]), "neighbours": 1}
+    )
+    empty = pd.DataFrame(columns=KEYWORD_COLUMNS)
+    errors = pd.DataFrame(columns=["item_id", "content_sha256", "error"])
+    keywords = publish_keywords(artifacts_root, empty, related, errors, {"test": True})
+    base = ["--curation", str(artifacts_root / "curation"), "--artifacts", str(artifacts_root), "--frames", "2",
+            "--variant", "video_cot_rag", "--steps", "2", "--batch-size", "4", "--checkpoint-every", "2",
+            "--max-reasoning-chars", "40", "--heldout-limit", "3", "--device", "cpu", "--quiet"]  # fmt: skip
+    with pytest.raises(SystemExit, match="video_cot_rag needs --keywords"):
+        train_mllm.main(base)
+
+    published = train_mllm.main([*base, "--keywords", str(keywords)])
+    assert read_manifest(published)["inputs"]["keywords"]["version"] == keywords.name
+    assert json.loads((published / "planner.json").read_text())["variant"] == "video_cot_rag"
+    engine = TorchPlannerEngine.from_artifact(published, device="cpu")
+    assert engine.related_keywords == dict.fromkeys(contexts[::2], "red accent golf")
+    rows = curation.curation.examples.drop_duplicates("context_item_id").set_index("context_item_id")
+    for item_id, expected in ((contexts[0], "red accent golf"), (contexts[1], "none yet")):
+        context = load_context(item_id, "", engine.spec.visual, rows.loc[item_id, "video_path"])
+        prompt = engine.encoder.tokenizer.decode(engine.encode_context(context).input_ids)
+        assert f"also engaged with: {expected}." in prompt
+        assert len(engine.rank_clusters([context], n=2)[0]) == 2

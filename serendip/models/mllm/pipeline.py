@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from serendip.artifacts.curation import CurationArtifact, load_curation
 from serendip.core.prompts import thought_words
 from serendip.models.mllm.batching import PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, build_tiny_model, load_model
+from serendip.models.mllm.collaborative import save_related_keywords, with_related_prompts
+from serendip.models.mllm.errors import MllmConfigError
 from serendip.models.mllm.evaluation import (
     HeldoutEvaluator,
     HeldoutItem,
@@ -114,9 +116,17 @@ def train_planner(
     heldout_limit: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    related_keywords: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Fine-tune on the curated SFT rows of ``config.variant`` / ``config.visual`` and write the run directory."""
+    """Fine-tune on the curated SFT rows of ``config.variant`` / ``config.visual`` and write the run directory.
+
+    ``related_keywords`` (item id -> keywords of its co-engaged items) is required by ``video_cot_rag``, which
+    trains on the ``video_cot`` rows re-prompted with it (``collaborative``) and keeps the table in the run.
+    """
     choice = choice or ModelChoice()
+    related = related_keywords if config.variant.uses_related else None
+    if config.variant.uses_related and related is None:
+        raise MllmConfigError(f"{config.variant} needs related keywords: pass a keywords artifact (--keywords)")
     if choice.base_model is not None and not config.lora:
         log("note: fine-tuning all weights of a base model; pass lora=True (--lora) for adapters")
     torch.manual_seed(config.seed)
@@ -124,10 +134,16 @@ def train_planner(
     output.mkdir(parents=True, exist_ok=True)
     curation = load_curation(curation_dir)
     task = planning_task(curation)
-    train_examples = load_sft_examples(curation, "train", config.variant, config.visual, progress=progress)
+    curated = config.variant.curated_variant
+    train_examples = load_sft_examples(curation, "train", curated, config.visual, progress=progress)
     heldout_examples = load_sft_examples(
-        curation, "heldout", config.variant, config.visual, limit=heldout_limit, progress=progress
+        curation, "heldout", curated, config.visual, limit=heldout_limit, progress=progress
     )
+    if related is not None:
+        train_examples = with_related_prompts(train_examples, related, config.related_dropout, config.seed)
+        heldout_examples = with_related_prompts(heldout_examples, related)
+        covered = sum(example.context_item_id in related for example in heldout_examples)
+        log(f"related keywords for {covered} of {len(heldout_examples)} held-out contexts")
     planner = _planner(choice, lambda: _tokenizer_corpus(curation, task), config.seed)
     encoder = PromptEncoder(planner.tokenizer, planner.model.config)
     grammar = build_answer_grammar(task.descriptions, task.level, config.variant, choice.max_reasoning_chars)
@@ -164,6 +180,8 @@ def train_planner(
     grammar.save(output)
     visual = config.visual if config.variant.uses_video else None
     PlannerSpec(config.variant, visual, task.level, task.delta, MODEL_DIR).save(output)
+    if related is not None:
+        save_related_keywords(output, related)
     final = summary.evals[-1] if summary.evals else {}
     metrics = {
         "protocol": EVALUATION_PROTOCOL,

@@ -7,7 +7,9 @@ them, the engine renders serving prompts with them, so training and serving shar
 * ``video_only`` -- Prompt 2: the video (sampled frames or thumbnail), no title;
 * ``video_text`` -- Prompt 3: video and title, answer directly;
 * ``video_cot``  -- Prompt 4: the video; chain of thought: first say what the video shows, then name the cluster
-  (``"the video shows <...>.\\ncluster: <description>"``).
+  (``"the video shows <...>.\\ncluster: <description>"``);
+* ``video_cot_rag`` -- MMSRARec's retrieval-augmented prompt: ``video_cot`` plus the keywords of the items the
+  context's viewers engaged with (``related_keywords``, from the ``keywords`` artifact; none for a fresh upload).
 
 This module adds what the model side needs: the chat turn with an image/video placeholder, the frame setting
 (``1``/``2``/``4``/``8`` sampled frames as a video, or the ``thumbnail`` as an image), and the split of a
@@ -33,6 +35,7 @@ class PromptVariant(StrEnum):
     VIDEO_ONLY = "video_only"
     VIDEO_TEXT = "video_text"
     VIDEO_COT = "video_cot"
+    VIDEO_COT_RAG = data_prompts.RAG_VARIANT
 
     @property
     def uses_video(self) -> bool:
@@ -42,7 +45,17 @@ class PromptVariant(StrEnum):
     @property
     def is_cot(self) -> bool:
         """Whether the response reasons before answering."""
-        return self is PromptVariant.VIDEO_COT
+        return self in (PromptVariant.VIDEO_COT, PromptVariant.VIDEO_COT_RAG)
+
+    @property
+    def uses_related(self) -> bool:
+        """Whether the prompt carries the context's related keywords (collaborative context)."""
+        return self is PromptVariant.VIDEO_COT_RAG
+
+    @property
+    def curated_variant(self) -> PromptVariant:
+        """The variant whose curated SFT rows this one trains on (``video_cot`` for the RAG variant)."""
+        return PromptVariant.VIDEO_COT if self.uses_related else self
 
 
 THUMBNAIL = data_prompts.THUMBNAIL
@@ -84,9 +97,9 @@ def frame_mode(variant: PromptVariant, visual: VisualSetting) -> str:
     return visual.name if variant.uses_video else NO_FRAMES
 
 
-def prompt_text(variant: PromptVariant, title: str) -> str:
+def prompt_text(variant: PromptVariant, title: str, related_keywords: str = "") -> str:
     """User-turn text of ``variant`` (``serendip.core.prompts.prompt_text``)."""
-    return data_prompts.prompt_text(str(variant), " ".join(title.split()))
+    return data_prompts.prompt_text(str(variant), " ".join(title.split()), related_keywords)
 
 
 def target_text(variant: PromptVariant, description: str, video_description: str | None = None) -> str:

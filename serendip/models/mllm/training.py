@@ -61,8 +61,12 @@ class TrainingConfig:
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    related_dropout: float = 0.2
+    """video_cot_rag: share of training examples prompted without their related keywords (as a fresh upload)"""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.related_dropout < 1:
+            raise MllmConfigError(f"related_dropout must be in [0, 1), got {self.related_dropout}")
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every", "lora_rank"):
             if getattr(self, name) < 1:
                 raise MllmConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

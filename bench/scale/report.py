@@ -169,6 +169,17 @@ def _not_fitting(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _merged_note(settings: dict[str, Any]) -> str:
+    """A sentence naming the stages this run measured when the others came from an earlier run (``--merge-from``)."""
+    merged = settings.get("merged_from")
+    if not merged:
+        return ""
+    return (
+        f" Stages {', '.join(settings['stages'])} were measured in this run; the others are the run of "
+        f"{merged['date']} (`{merged['json']}`)."
+    )
+
+
 def markdown_section(results: dict[str, Any]) -> str:
     """The BENCHMARKS.md section of one run."""
     machine, settings = results["machine"], results["settings"]
@@ -185,7 +196,7 @@ def markdown_section(results: dict[str, Any]) -> str:
         "each stage in its own child process (peak RSS is that process's). Latency: closed loop at concurrency "
         f"{settings['concurrency']}, {settings['duration_s']} s after 2 s of warm-up. Figures in `{results['json']}`, "
         f"plot `{results['png']}`; "
-        "what each stage runs: docs/scale.md.",
+        "what each stage runs: docs/scale.md." + _merged_note(settings),
         "",
         f"| stage (seconds) | {header} | peak RSS MiB at {size_label(int(sizes[-1]))} |",
         f"|---|{rule}|---:|",

@@ -13,6 +13,7 @@ skipped at that size. Writes bench/results/scale-<UTC stamp>.json (after every s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -80,7 +81,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the tree run at sizes where k-means does not fit (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="world, training and request seed (default: 0)")
+    parser.add_argument(
+        "--merge-from",
+        type=Path,
+        help="an earlier run's JSON: the stages not run now are taken from it (same sizes and work dir), so a "
+        "rerun of some stages still writes a complete table, plot and acceptance rows",
+    )
     return parser.parse_args(argv)
+
+
+def merge_earlier(results: dict[str, Any], earlier_path: Path) -> None:
+    """Copy into ``results`` every stage outcome of ``earlier_path``'s run that this run did not measure."""
+    earlier = json.loads(earlier_path.read_text())
+    for items, entry in earlier["sizes"].items():
+        stages = results["sizes"].setdefault(items, {"users": entry["users"], "stages": {}})["stages"]
+        for name, outcome in entry["stages"].items():
+            stages.setdefault(name, outcome)
+        stages_in_order = {stage.name: stages[stage.name] for stage in STAGES if stage.name in stages}
+        results["sizes"][items]["stages"] = stages_in_order
+    results["settings"]["merged_from"] = {"json": str(earlier_path), "date": earlier["date"]}
 
 
 def missing_input(stage: Stage, root: Path, outcomes: dict[str, dict[str, Any]]) -> str | None:
@@ -163,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["sizes"][str(items)] = entry
             entry["stages"] = measure_size(context, stages, args, progress, lambda: write_json(results, json_path))
             write_json(results, json_path)
+    if args.merge_from is not None:
+        merge_earlier(results, args.merge_from)
     results["acceptance"] = acceptance_rows(results)
     write_json(results, json_path)
     plot(results, png_path)

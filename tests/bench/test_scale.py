@@ -45,6 +45,29 @@ def test_isolated_stage_outcomes(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+def test_merge_from_keeps_this_runs_stages_and_fills_the_others(tmp_path: Path) -> None:
+    earlier = {
+        "date": "2026-01-01T00:00:00Z",
+        "sizes": {
+            "10000": {
+                "users": 7500,
+                "stages": {"world": {"status": OK, "seconds": 1.0}, "ann": {"status": OK, "seconds": 9.0}},
+            },
+            "100000": {"users": 75000, "stages": {"world": {"status": OK, "seconds": 10.0}}},
+        },
+    }
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    results = {"settings": {}, "sizes": {"10000": {"users": 7500, "stages": {"ann": {"status": OK, "seconds": 2.0}}}}}
+    scale_run.merge_earlier(results, path)
+    assert results["sizes"]["10000"]["stages"] == {
+        "world": {"status": OK, "seconds": 1.0},
+        "ann": {"status": OK, "seconds": 2.0},  # this run's figure wins
+    }
+    assert list(results["sizes"]["100000"]["stages"]) == ["world"]
+    assert results["settings"]["merged_from"] == {"json": str(path), "date": "2026-01-01T00:00:00Z"}
+
+
 @pytest.mark.slow  # about 90 s on 2 cores: nine child interpreters, tritonserver, two services
 def test_whole_pipeline_at_a_tiny_size(tmp_path: Path) -> None:
     markdown = tmp_path / "BENCHMARKS.md"

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, emit_report, gpus_or_detected, pool_size, previous_version
 from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, DEFAULT_TOP_N, PlanningModel, PlansResult, run_batch_plans
-from ray_jobs.ray_runtime import cluster_resource, ray_session
+from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.frames import FRAMES_KIND
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.plans import PLANS_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
 from serendip.core.cli import parse_config
-from serendip.core.errors import ArtifactError, DataError
+from serendip.core.errors import DataError
 from serendip.models.mllm.errors import MllmError
 
 
@@ -70,17 +70,9 @@ def run(job: BatchPlansJob) -> PlansResult:
     configure_logging(job.quiet)
     store_dir = resolve_artifact(job.frame_store or job.artifacts / FRAMES_KIND, FRAMES_KIND)
     model = PlanningModel.load(job.mllm or job.artifacts / MLLM_KIND, job.curation)
-    previous = None
-    if not job.full:
-        try:
-            previous = resolve_artifact(job.previous or job.artifacts / PLANS_KIND, PLANS_KIND)
-        except ArtifactError:
-            if job.previous is not None:
-                raise
+    previous = previous_version(job.previous, job.artifacts, PLANS_KIND, job.full)
     with ray_session(job.address, job.num_cpus):
-        gpus_per_worker = job.gpus_per_worker
-        if gpus_per_worker is None:
-            gpus_per_worker = 1.0 if cluster_resource("GPU") else 0.0
+        gpus_per_worker = gpus_or_detected(job.gpus_per_worker)
         result = run_batch_plans(
             job.artifacts,
             store_dir,

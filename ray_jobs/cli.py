@@ -39,6 +39,31 @@ def pool_size(requested: int | None, cpus_per_worker: float, gpus_per_worker: fl
     return max(1, int(cluster_resource("CPU") // cpus_per_worker))
 
 
+def previous_version(explicit: Path | None, root: Path, kind: str, full: bool) -> Path | None:
+    """The version an incremental run merges with: ``explicit``, else ``root/kind``'s LATEST when there is one;
+    None with ``full``. An ``explicit`` version that does not resolve is an error."""
+    from serendip.artifacts.store import resolve_artifact
+    from serendip.core.errors import ArtifactError
+
+    if full:
+        return None
+    try:
+        return resolve_artifact(explicit or root / kind, kind)
+    except ArtifactError:
+        if explicit is not None:
+            raise
+        return None
+
+
+def gpus_or_detected(gpus_per_worker: float | None) -> float:
+    """``gpus_per_worker``, else 1 when the Ray cluster has GPUs and 0 (CPU inference) when it has none."""
+    from ray_jobs.ray_runtime import cluster_resource
+
+    if gpus_per_worker is not None:
+        return gpus_per_worker
+    return 1.0 if cluster_resource("GPU") else 0.0
+
+
 def emit_report(report: dict[str, Any], path: Path | None) -> None:
     """Print the run report as JSON on stdout and, given a ``path``, write it there too (atomically)."""
     text = json.dumps(report, indent=1)

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size, previous_version
 from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
@@ -95,13 +95,7 @@ def run(job: DecodeFramesJob) -> DecodeResult:
             raise ArtifactError(f"corpus {corpus_dir} names {len(unknown)} items not in the catalogue")
         items = items[items["item_id"].isin(corpus_ids)]
         inputs["corpus"] = input_record(corpus_dir)
-    previous = None
-    if not job.full:
-        try:
-            previous = resolve_artifact(job.previous or job.artifacts / FRAMES_KIND, FRAMES_KIND)
-        except ArtifactError:
-            if job.previous is not None:
-                raise
+    previous = previous_version(job.previous, job.artifacts, FRAMES_KIND, job.full)
     with ray_session(job.address, job.num_cpus):
         result = run_decode(
             job.artifacts,

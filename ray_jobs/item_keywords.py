@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size
+from ray_jobs.cli import RayOptions, configure_logging, emit_report, gpus_or_detected, pool_size, previous_version
 from ray_jobs.keywords_job import DEFAULT_SHARD_SIZE, KeywordsResult, run_item_keywords
 from ray_jobs.plans_job import PlanningModel
-from ray_jobs.ray_runtime import cluster_resource, ray_session
+from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.frames import FRAMES_KIND
 from serendip.artifacts.keywords import KEYWORDS_KIND
 from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
 from serendip.artifacts.world import WORLD_KIND
 from serendip.core.cli import parse_config
-from serendip.core.errors import ArtifactError, DataError
+from serendip.core.errors import DataError
 from serendip.models.mllm.errors import MllmError
 
 
@@ -74,17 +74,9 @@ def run(job: ItemKeywordsJob) -> KeywordsResult:
     store_dir = resolve_artifact(job.frame_store or job.artifacts / FRAMES_KIND, FRAMES_KIND)
     model = PlanningModel.load(job.mllm or job.artifacts / MLLM_KIND, job.curation)
     world_dir = resolve_artifact(job.world or job.artifacts / WORLD_KIND, WORLD_KIND)
-    previous = None
-    if not job.full:
-        try:
-            previous = resolve_artifact(job.previous or job.artifacts / KEYWORDS_KIND, KEYWORDS_KIND)
-        except ArtifactError:
-            if job.previous is not None:
-                raise
+    previous = previous_version(job.previous, job.artifacts, KEYWORDS_KIND, job.full)
     with ray_session(job.address, job.num_cpus):
-        gpus_per_worker = job.gpus_per_worker
-        if gpus_per_worker is None:
-            gpus_per_worker = 1.0 if cluster_resource("GPU") else 0.0
+        gpus_per_worker = gpus_or_detected(job.gpus_per_worker)
         result = run_item_keywords(
             job.artifacts,
             store_dir,

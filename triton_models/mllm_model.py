@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from serendip.artifacts.mllm import CLUSTER_PROFILES_FILE, RELATED_KEYWORDS_FILE, VISION_FILE
+from serendip.artifacts.mllm import RELATED_KEYWORDS_FILE, VISION_FILE
 from serendip.models.mllm.grammar import DESCRIPTIONS_FILE, GRAMMAR_FILE
 from serendip.models.mllm.planner_spec import PLANNER_FILE, PlannerSpec
 from serendip.models.mllm.vision_inputs import VisionGeometry
@@ -74,8 +74,8 @@ def mllm_config(
 
 
 def copy_serving_files(artifact: Path, target: Path) -> None:
-    """Copy what engines load (planner.json, grammar, descriptions, a RAG planner's related keywords, a
-    profile planner's cluster profiles, merged model) from ``artifact`` to ``target``.
+    """Copy what engines load (planner.json, grammar, descriptions, a RAG planner's related keywords, merged
+    model) from ``artifact`` to ``target``.
 
     A LoRA adapter left in the model directory is merged into its base model first (peft).
     """
@@ -85,8 +85,6 @@ def copy_serving_files(artifact: Path, target: Path) -> None:
         shutil.copy2(artifact / name, target / name)
     if spec.variant.uses_related:
         shutil.copy2(artifact / RELATED_KEYWORDS_FILE, target / RELATED_KEYWORDS_FILE)
-    if spec.variant.uses_profiles:
-        shutil.copy2(artifact / CLUSTER_PROFILES_FILE, target / CLUSTER_PROFILES_FILE)
     model_source = artifact / spec.model_dir
     if (model_source / ADAPTER_CONFIG).is_file():
         merge_lora(model_source, target / spec.model_dir)

@@ -18,7 +18,6 @@ import torch
 from serendip.core.frames import uniform_frame_indices
 from serendip.models.mllm.batching import EncodedPrompt, PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, load_model, resolve_device
-from serendip.models.mllm.cluster_profiles import candidate_profiles, load_cluster_profiles
 from serendip.models.mllm.collaborative import load_related_keywords
 from serendip.models.mllm.contexts import PlanningContext, RankedCluster
 from serendip.models.mllm.decoding import description_candidates, rank_descriptions
@@ -56,7 +55,6 @@ class TorchPlannerEngine:
         spec: PlannerSpec,
         batch_size: int = DEFAULT_BATCH_SIZE,
         related_keywords: Mapping[str, str] | None = None,
-        cluster_profiles: Mapping[str, str] | None = None,
     ) -> None:
         if grammar.variant is not spec.variant:
             raise ModelArtifactError(f"grammar is for {grammar.variant} prompts but planner.json says {spec.variant}")
@@ -66,8 +64,6 @@ class TorchPlannerEngine:
         self.batch_size = batch_size
         self.related_keywords = related_keywords or {}
         """video_cot_rag: item id -> the keywords its prompt carries (``collaborative``)."""
-        self.cluster_profiles = cluster_profiles or {}
-        """video_cot_profiles: cluster id -> what its videos show (``cluster_profiles``)."""
         self.encoder = PromptEncoder(planner.tokenizer, planner.model.config)
         # CoT: generate only the reasoning (and the marker), since every allowed description is scored after it.
         self.reasoning_only = spec.variant.is_cot
@@ -84,8 +80,7 @@ class TorchPlannerEngine:
         source = Path(directory)
         spec = PlannerSpec.load(source)
         planner = load_model(source / spec.model_dir, device=resolve_device(device))
-        related, profiles = load_related_keywords(source, spec), load_cluster_profiles(source, spec)
-        return cls(planner, AnswerGrammar.load(source), spec, batch_size, related, profiles)
+        return cls(planner, AnswerGrammar.load(source), spec, batch_size, load_related_keywords(source, spec))
 
     @property
     def device(self) -> torch.device:
@@ -116,8 +111,7 @@ class TorchPlannerEngine:
                 visual_input = pixels_to_input(pixels, self.planner.geometry, visual.thumbnail)
             except MllmConfigError as error:
                 raise ContextError(f"item {context.item_id!r}: unusable pixels ({error})") from error
-        listed = candidate_profiles(context.candidate_cluster_ids, self.descriptions, self.cluster_profiles)
-        text = prompt_text(variant, context.title, self.related_keywords.get(context.item_id, ""), listed)
+        text = prompt_text(variant, context.title, self.related_keywords.get(context.item_id, ""))
         messages = chat_messages(text, visual if variant.uses_video else None)
         return self.encoder.encode_prompt(messages, visual_input)
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from serendip.core.frames import uniform_frame_indices
-from serendip.models.mllm.cluster_profiles import candidate_profiles, load_cluster_profiles
 from serendip.models.mllm.collaborative import load_related_keywords
 from serendip.models.mllm.contexts import PlanningContext, RankedCluster
 from serendip.models.mllm.errors import ContextError, GrammarError
@@ -53,7 +52,6 @@ class TensorRTLLMPlannerEngine:
         self.spec = PlannerSpec.load(source)
         self.grammar = AnswerGrammar.load(source)
         self.related_keywords = load_related_keywords(source, self.spec)
-        self.cluster_profiles = load_cluster_profiles(source, self.spec)
         self._guided = GuidedDecodingParams(grammar=self.grammar.ebnf)
         self._sampling_params = trtllm.SamplingParams
         self.llm = trtllm.LLM(
@@ -70,8 +68,7 @@ class TensorRTLLMPlannerEngine:
 
     def _request(self, context: PlanningContext) -> dict[str, Any]:
         variant, visual = self.spec.variant, self.spec.visual
-        listed = candidate_profiles(context.candidate_cluster_ids, self.descriptions, self.cluster_profiles)
-        text = prompt_text(variant, context.title, self.related_keywords.get(context.item_id, ""), listed)
+        text = prompt_text(variant, context.title, self.related_keywords.get(context.item_id, ""))
         messages = chat_messages(text, visual if variant.uses_video else None)
         prompt = self.llm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if not variant.uses_video or visual is None:

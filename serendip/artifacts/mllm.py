@@ -8,7 +8,6 @@ Written by ``serendip.jobs.train_mllm``; a version directory holds::
     model/                Hugging Face checkpoint (merged weights), tokenizer, vision.json, preprocessor_config.json
     metrics.json          held-out metrics and baselines
     related_keywords.parquet   video_cot_rag planners only: item id -> the keywords of its co-engaged items
-    cluster_profiles.json      video_cot_profiles planners only: cluster id -> what its videos show
 
 Its manifest's ``inputs.curation`` names the curation (and so the tree) it was trained on. Parsing
 ``planner.json`` into prompt objects is ``serendip.models.mllm.planner_spec``'s job.
@@ -24,6 +23,5 @@ DESCRIPTIONS_FILE = "descriptions.json"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"
 RELATED_KEYWORDS_FILE = "related_keywords.parquet"
-CLUSTER_PROFILES_FILE = "cluster_profiles.json"
 VISION_FILE = "vision.json"
 """Inside ``model/``: the frame geometry (size, patches) the model was trained with."""

@@ -3,16 +3,12 @@
 Variants (paper Fig. 2): ``text_only`` (title), ``video_only`` (frames), ``video_text`` (frames + title),
 ``video_cot`` (frames; the target first says what the video shows, then names the cluster), and MMSRARec's
 ``video_cot_rag``: ``video_cot`` whose prompt also carries the keywords of the items the context's viewers engaged
-with (collaborative context from the logs; "none yet" for an item nobody has engaged with), and
-``video_cot_profiles``: ``video_cot`` whose prompt lists the candidate clusters, each with a profile of what its
-videos show. Their SFT rows are the ``video_cot`` rows with those prompts (``rag_prompt``, ``profiles_prompt``), so
-curation only writes ``VARIANTS``.
+with (collaborative context from the logs; "none yet" for an item nobody has engaged with). Its SFT rows are the
+``video_cot`` rows with that prompt (``rag_prompt``), so curation only writes ``VARIANTS``.
 Frame modes: ``none`` (text only), ``1``/``2``/``4``/``8`` uniformly sampled frames, or ``thumbnail``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from serendip.core.errors import ConfigError
 
@@ -20,16 +16,12 @@ VARIANTS = ("text_only", "video_only", "video_text", "video_cot")
 VIDEO_VARIANTS = ("video_only", "video_text", "video_cot")
 RAG_VARIANT = "video_cot_rag"
 """The keyword-RAG variant: trained on the ``video_cot`` rows, its prompt adds the related keywords."""
-PROFILES_VARIANT = "video_cot_profiles"
-"""The cluster-profile variant: trained on the ``video_cot`` rows, its prompt describes each candidate cluster."""
-ALL_VARIANTS = (*VARIANTS, RAG_VARIANT, PROFILES_VARIANT)
 FRAME_COUNTS = (1, 2, 4, 8)
 THUMBNAIL = "thumbnail"
 NO_FRAMES = "none"
 QUESTION = "Which interest cluster would be a serendipitous next step for its viewer?"
 COT_INSTRUCTION = "First say what the video shows, then name the cluster."
 RELATED_LEAD = "Viewers of this video also engaged with: "
-PROFILES_LEAD = "Candidate clusters: "
 NO_RELATED = "none yet"
 """What the RAG prompt says when the context has no related keywords (a fresh upload, an item with no log)."""
 ANSWER_MARKER = "cluster: "
@@ -43,12 +35,9 @@ THOUGHT_STOP_WORDS = frozenset(
 """Words a thought is not matched on: function words and the lead's own."""
 
 
-def prompt_text(
-    variant: str, title: str, related_keywords: str = "", candidate_profiles: Sequence[tuple[str, str]] = ()
-) -> str:
+def prompt_text(variant: str, title: str, related_keywords: str = "") -> str:
     """User-turn text of ``variant``; the caller adds the frames (as video or image inputs) for video variants.
-    ``related_keywords`` (space-separated words) is read by ``video_cot_rag`` only, ``candidate_profiles``
-    ((description, profile) per candidate cluster) by ``video_cot_profiles`` only."""
+    ``related_keywords`` (space-separated words) is read by ``video_cot_rag`` only."""
     if variant == "text_only":
         return f"Video title: {title}\n{QUESTION}"
     if variant == "video_only":
@@ -59,9 +48,7 @@ def prompt_text(
         return f"Watch the video.\n{QUESTION} {COT_INSTRUCTION}"
     if variant == RAG_VARIANT:
         return rag_prompt(related_keywords)
-    if variant == PROFILES_VARIANT:
-        return profiles_prompt(candidate_profiles)
-    raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {ALL_VARIANTS}")
+    raise ConfigError(f"unknown prompt variant {variant!r}; expected one of {(*VARIANTS, RAG_VARIANT)}")
 
 
 def rag_prompt(related_keywords: str) -> str:
@@ -70,16 +57,9 @@ def rag_prompt(related_keywords: str) -> str:
     return f"Watch the video. {RELATED_LEAD}{related}.\n{QUESTION} {COT_INSTRUCTION}"
 
 
-def profiles_prompt(candidate_profiles: Sequence[tuple[str, str]]) -> str:
-    """The ``video_cot_profiles`` user turn: each candidate as ``description (profile)``, then the ``video_cot``
-    question; ``any`` when the candidates are not known (a context placed under no cluster)."""
-    listed = "; ".join(f"{description} ({profile})" for description, profile in candidate_profiles) or "any"
-    return f"Watch the video. {PROFILES_LEAD}{listed}.\n{QUESTION} {COT_INSTRUCTION}"
-
-
 def target_text(variant: str, description: str, cot_text: str | None = None) -> str:
     """Assistant-turn text: the description, preceded by the video description for ``video_cot``."""
-    if variant in ("video_cot", RAG_VARIANT, PROFILES_VARIANT):
+    if variant in ("video_cot", RAG_VARIANT):
         if not cot_text:
             raise ConfigError("video_cot targets need a cot_text (what the video shows)")
         period = "" if cot_text.endswith(".") else "."

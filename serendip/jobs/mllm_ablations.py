@@ -58,7 +58,7 @@ RAG_FIGURE = "rag_keywords"
 FIGURES: dict[str, tuple[str, list[AblationRun]]] = {
     "fig3_prompt": (
         "prompt variants (4 frames)",
-        [AblationRun(variant, VisualSetting(4)) for variant in PromptVariant if variant.curated_variant is variant],
+        [AblationRun(variant, VisualSetting(4)) for variant in PromptVariant if not variant.uses_related],
     ),
     "fig4_frames": ("video CoT, uniformly sampled frames", [AblationRun(COT, VisualSetting(n)) for n in (1, 2, 4, 8)]),
     "fig5_thumbnail": (
@@ -70,10 +70,6 @@ FIGURES: dict[str, tuple[str, list[AblationRun]]] = {
         [AblationRun(COT, VisualSetting(4)), AblationRun(PromptVariant.VIDEO_COT_RAG, VisualSetting(4))],
     ),
 }
-FIGURES["cluster_profiles"] = (
-    "video CoT with the candidate clusters' profiles in the prompt or without",
-    [AblationRun(COT, VisualSetting(4)), AblationRun(PromptVariant.VIDEO_COT_PROFILES, VisualSetting(4))],
-)
 PAPER_FIGURES = ("fig3_prompt", "fig4_frames", "fig5_thumbnail")
 
 
@@ -90,7 +86,7 @@ class MllmAblationsJob(MllmTrainingOptions):
     max_minutes: float | None = None
     """wall-clock cap of each run (None: none; equal step budgets keep runs comparable on a shared machine)"""
     figures: CommaNames = PAPER_FIGURES
-    """comma list of fig3_prompt, fig4_frames, fig5_thumbnail, rag_keywords (needs --keywords), cluster_profiles"""
+    """comma list of fig3_prompt, fig4_frames, fig5_thumbnail, rag_keywords (needs --keywords)"""
     report_dir: Path | None = None
     """where to write the report (None: reports/mllm_ablations/<UTC timestamp>)"""
     keep_models: bool = False

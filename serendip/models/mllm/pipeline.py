@@ -27,7 +27,6 @@ from serendip.artifacts.curation import CurationArtifact, load_curation
 from serendip.core.prompts import thought_words
 from serendip.models.mllm.batching import PromptEncoder
 from serendip.models.mllm.checkpoint import PlannerModel, build_tiny_model, load_model
-from serendip.models.mllm.cluster_profiles import curation_profiles, save_cluster_profiles, with_profile_prompts
 from serendip.models.mllm.collaborative import save_related_keywords, with_related_prompts
 from serendip.models.mllm.errors import MllmConfigError
 from serendip.models.mllm.evaluation import (
@@ -122,8 +121,7 @@ def train_planner(
     """Fine-tune on the curated SFT rows of ``config.variant`` / ``config.visual`` and write the run directory.
 
     ``related_keywords`` (item id -> keywords of its co-engaged items) is required by ``video_cot_rag``, which
-    trains on the ``video_cot`` rows re-prompted with it (``collaborative``) and keeps the table in the run;
-    ``video_cot_profiles`` lists each context's candidates with the clusters' profiles (``cluster_profiles``).
+    trains on the ``video_cot`` rows re-prompted with it (``collaborative``) and keeps the table in the run.
     """
     choice = choice or ModelChoice()
     related = related_keywords if config.variant.uses_related else None
@@ -146,10 +144,6 @@ def train_planner(
         heldout_examples = with_related_prompts(heldout_examples, related)
         covered = sum(example.context_item_id in related for example in heldout_examples)
         log(f"related keywords for {covered} of {len(heldout_examples)} held-out contexts")
-    profiles = curation_profiles(curation) if config.variant.uses_profiles else None
-    if profiles is not None:
-        train_examples = with_profile_prompts(train_examples, task, profiles)
-        heldout_examples = with_profile_prompts(heldout_examples, task, profiles)
     planner = _planner(choice, lambda: _tokenizer_corpus(curation, task), config.seed)
     encoder = PromptEncoder(planner.tokenizer, planner.model.config)
     grammar = build_answer_grammar(task.descriptions, task.level, config.variant, choice.max_reasoning_chars)
@@ -188,8 +182,6 @@ def train_planner(
     PlannerSpec(config.variant, visual, task.level, task.delta, MODEL_DIR).save(output)
     if related is not None:
         save_related_keywords(output, related)
-    if profiles is not None:
-        save_cluster_profiles(output, profiles)
     final = summary.evals[-1] if summary.evals else {}
     metrics = {
         "protocol": EVALUATION_PROTOCOL,

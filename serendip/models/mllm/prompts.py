@@ -9,9 +9,7 @@ them, the engine renders serving prompts with them, so training and serving shar
 * ``video_cot``  -- Prompt 4: the video; chain of thought: first say what the video shows, then name the cluster
   (``"the video shows <...>.\\ncluster: <description>"``);
 * ``video_cot_rag`` -- MMSRARec's retrieval-augmented prompt: ``video_cot`` plus the keywords of the items the
-  context's viewers engaged with (``related_keywords``, from the ``keywords`` artifact; none for a fresh upload);
-* ``video_cot_profiles`` -- ``video_cot`` plus the candidate clusters, each described by what its videos show
-  (``cluster_profiles``).
+  context's viewers engaged with (``related_keywords``, from the ``keywords`` artifact; none for a fresh upload).
 
 This module adds what the model side needs: the chat turn with an image/video placeholder, the frame setting
 (``1``/``2``/``4``/``8`` sampled frames as a video, or the ``thumbnail`` as an image), and the split of a
@@ -22,7 +20,6 @@ answer tokens are ``tokenize(ANSWER_LEAD + description)`` in both training and s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -39,7 +36,6 @@ class PromptVariant(StrEnum):
     VIDEO_TEXT = "video_text"
     VIDEO_COT = "video_cot"
     VIDEO_COT_RAG = data_prompts.RAG_VARIANT
-    VIDEO_COT_PROFILES = data_prompts.PROFILES_VARIANT
 
     @property
     def uses_video(self) -> bool:
@@ -49,7 +45,7 @@ class PromptVariant(StrEnum):
     @property
     def is_cot(self) -> bool:
         """Whether the response reasons before answering."""
-        return self in (PromptVariant.VIDEO_COT, PromptVariant.VIDEO_COT_RAG, PromptVariant.VIDEO_COT_PROFILES)
+        return self in (PromptVariant.VIDEO_COT, PromptVariant.VIDEO_COT_RAG)
 
     @property
     def uses_related(self) -> bool:
@@ -57,14 +53,9 @@ class PromptVariant(StrEnum):
         return self is PromptVariant.VIDEO_COT_RAG
 
     @property
-    def uses_profiles(self) -> bool:
-        """Whether the prompt lists the candidate clusters with their profiles."""
-        return self is PromptVariant.VIDEO_COT_PROFILES
-
-    @property
     def curated_variant(self) -> PromptVariant:
-        """The variant whose curated SFT rows this one trains on (``video_cot`` for the RAG and profile ones)."""
-        return PromptVariant.VIDEO_COT if self.uses_related or self.uses_profiles else self
+        """The variant whose curated SFT rows this one trains on (``video_cot`` for the RAG variant)."""
+        return PromptVariant.VIDEO_COT if self.uses_related else self
 
 
 THUMBNAIL = data_prompts.THUMBNAIL
@@ -106,14 +97,9 @@ def frame_mode(variant: PromptVariant, visual: VisualSetting) -> str:
     return visual.name if variant.uses_video else NO_FRAMES
 
 
-def prompt_text(
-    variant: PromptVariant,
-    title: str,
-    related_keywords: str = "",
-    candidate_profiles: Sequence[tuple[str, str]] = (),
-) -> str:
+def prompt_text(variant: PromptVariant, title: str, related_keywords: str = "") -> str:
     """User-turn text of ``variant`` (``serendip.core.prompts.prompt_text``)."""
-    return data_prompts.prompt_text(str(variant), " ".join(title.split()), related_keywords, candidate_profiles)
+    return data_prompts.prompt_text(str(variant), " ".join(title.split()), related_keywords)
 
 
 def target_text(variant: PromptVariant, description: str, video_description: str | None = None) -> str:

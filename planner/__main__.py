@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="after each nearline batch rest this many times its duration; 0 where the MLLM has its own GPU "
         "(default: %(default)s)",
     )
+    artifacts.add_argument(
+        "--recent-window",
+        type=int,
+        help="demote the clusters of the last N history items only (default: of the whole history sent)",
+    )
     artifacts.add_argument("--plans-poll-s", type=float, default=1.0, help="plan table poll period (default: 1)")
     add_server_arguments(parser, DEFAULT_PORT)
     return parser.parse_args(argv)
@@ -81,7 +86,9 @@ async def serve(args: argparse.Namespace) -> None:
             mllm_sha256=mllm_sha256,
             overlay_root=args.overlay,
             settings=PlannerSettings(
-                live_max_in_flight=args.live_max_in_flight, nearline_rest_ratio=args.nearline_rest_ratio
+                live_max_in_flight=args.live_max_in_flight,
+                nearline_rest_ratio=args.nearline_rest_ratio,
+                recent_window=args.recent_window,
             ),
         )
     gc.freeze()  # the tree, plan tables and policy loaded above never die: keep them out of every collection

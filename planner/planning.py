@@ -84,6 +84,8 @@ class PlannerSettings:
     goes to nearline planning, so serving keeps its tail latency; 0 where the MLLM has its own GPU)."""
     nearline_max_queued: int = 10_000
     nearline_max_queued_with_pixels: int = 256
+    recent_window: int | None = None
+    """Demote the clusters of the last this many history items (None: of the whole history sent)."""
 
 
 def demote_recent(clusters: Sequence[Planned], recent: set[str], n: int) -> list[Planned]:
@@ -166,9 +168,10 @@ class Planner:
         return self.misses.queued_content(item_id) if self.misses is not None else None
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
-        """Planning-level clusters of the known history items."""
-        cluster_of = self._cluster_of
-        return {cluster_of[i] for i in history_item_ids if i in cluster_of}
+        """Planning-level clusters of the known history items (the last ``recent_window`` of them when set)."""
+        cluster_of, window = self._cluster_of, self.settings.recent_window
+        recent = history_item_ids[-window:] if window else history_item_ids
+        return {cluster_of[i] for i in recent if i in cluster_of}
 
     def recent_hit_ratio(self) -> float:
         """Share of CACHE answers over the last 1,000 plans (0 before the first)."""

@@ -119,7 +119,7 @@ class ServingStack:
     into the MLLM's overlay plan table under the bundle's root (or ``overlay_root``); without it a miss is LIVE or
     FALLBACK each time.
     ``live_max_in_flight`` bounds the Planner's concurrent LIVE runs (an evaluation that wants every plan LIVE
-    sets it to its own concurrency).
+    sets it to its own concurrency); ``recent_window`` is the Planner's (``PlannerSettings.recent_window``).
     """
 
     def __init__(
@@ -137,6 +137,7 @@ class ServingStack:
         nearline: bool = True,
         overlay_root: Path | None = None,
         live_max_in_flight: int = PlannerSettings.live_max_in_flight,
+        recent_window: int | None = None,
         work_dir: Path | None = None,
         log_level: str = "WARNING",
     ) -> None:
@@ -148,6 +149,7 @@ class ServingStack:
         self.plans_poll_s = plans_poll_s
         self.overlay_root = (overlay_root or bundle.root) if nearline else None
         self.live_max_in_flight = live_max_in_flight
+        self.recent_window = recent_window
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.log_level = log_level
         triton_log = self.work_dir / "tritonserver.log" if self.work_dir is not None else None
@@ -185,7 +187,7 @@ class ServingStack:
             self.plans_poll_s,
             mllm_sha256=bundle.mllm_sha256,
             overlay_root=self.overlay_root,
-            settings=PlannerSettings(live_max_in_flight=self.live_max_in_flight),
+            settings=PlannerSettings(live_max_in_flight=self.live_max_in_flight, recent_window=self.recent_window),
         )
         servicer = PlannerServicer(planner, self.retriever_address)
         service = BackgroundService(GrpcService([planner_binding(servicer)], host=self.host, port=self.ports[0]))
@@ -209,6 +211,8 @@ class ServingStack:
         planner_args = ["--curation", str(bundle.curation), "--mllm", str(bundle.mllm), *common]
         planner_args += ["--retriever", self.retriever_address, "--plans-poll-s", str(self.plans_poll_s)]
         planner_args += ["--live-max-in-flight", str(self.live_max_in_flight)]
+        if self.recent_window:
+            planner_args += ["--recent-window", str(self.recent_window)]
         self.planner_metrics_port = free_port(self.host)
         planner_args += ["--metrics-port", str(self.planner_metrics_port)]
         if bundle.catalogue is not None:

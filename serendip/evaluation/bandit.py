@@ -111,6 +111,7 @@ class ClusterBandit:
         alpha: float = 0.5,
         scope: BanditScope = "novel",
         delta: int = 1,
+        recent_window: int | None = None,
     ) -> None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
@@ -118,6 +119,8 @@ class ClusterBandit:
         self.level = level
         self.scope = scope
         self.delta = delta
+        self.recent_window = recent_window
+        """Only the last this many history items count as seen (None: the whole history), as the Planner's."""
         self.item_embeddings = item_embeddings
         dimension = len(next(iter(item_embeddings.values()))) + 1
         self.policy = LinUCB(tree.nodes_at(level), dimension, alpha=alpha)
@@ -151,7 +154,8 @@ class ClusterBandit:
 
     def allowed_clusters(self, context_item_id: str, history_item_ids: Sequence[str]) -> list[str]:
         """The clusters the bandit may choose for this context and history (see ``scope``)."""
-        seen = {self.tree.node_of(i, self.level) for i in [*history_item_ids, context_item_id] if i in self.tree}
+        recent = history_item_ids[-self.recent_window :] if self.recent_window else history_item_ids
+        seen = {self.tree.node_of(i, self.level) for i in [*recent, context_item_id] if i in self.tree}
         own = self.tree.node_of(context_item_id, self.level) if context_item_id in self.tree else None
         if self.scope == "siblings" and own is not None:
             siblings = self.tree.siblings(own, self.delta)

@@ -132,6 +132,8 @@ class EvaluateJob:
     """LinUCB exploration weight"""
     bandit_scope: BanditScope = "siblings"
     """clusters the bandit may pick: the context's siblings, like the Planner, or novel (any cluster new to the user)"""
+    recent_window: int | None = None
+    """the Planner and the bandit demote only the clusters of the last N history items (None: the whole history)"""
     oracle_arm: bool = True
     """the upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval"""
     fresh_segment: bool = True
@@ -293,7 +295,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
 
     embeddings = {item: sasrec.item_embeddings[sasrec.vocabulary.index(item)] for item in sasrec.vocabulary.item_ids}
     delta = int(read_manifest(paths[CURATION_KIND])["parameters"]["delta"])
-    bandit = ClusterBandit(tree, level, embeddings, job.bandit_alpha, job.bandit_scope, delta)
+    bandit = ClusterBandit(tree, level, embeddings, job.bandit_alpha, job.bandit_scope, delta, job.recent_window)
     warm = bandit.warm_start(training_transitions(world.interactions, requests))
     _say(f"bandit warm-started on {warm} logged cluster-changing transitions", job.quiet)
 
@@ -307,7 +309,12 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     planner_warning_counts: dict[str, dict[str, int]] = {}
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", job.quiet)
     with ServingStack(
-        bundle, plans=False, nearline=False, live_max_in_flight=job.concurrency, work_dir=report_dir
+        bundle,
+        plans=False,
+        nearline=False,
+        live_max_in_flight=job.concurrency,
+        recent_window=job.recent_window,
+        work_dir=report_dir,
     ) as stack:
         arms = [
             ExploitationArm(CONTROL, stack.retriever_address),
@@ -337,6 +344,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
                 plans=False,
                 nearline=False,
                 live_max_in_flight=job.concurrency,
+                recent_window=job.recent_window,
                 work_dir=report_dir / extra_spec.name,
             ) as stack:
                 arm = PlannerArm(extra_spec, stack.planner_address, job.num_clusters, content_of)

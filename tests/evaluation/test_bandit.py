@@ -78,6 +78,9 @@ def test_cluster_bandit_warm_starts_from_logs_and_chooses_the_best_novel_cluster
     assert siblings.allowed_clusters("x0", ["x0"]) == ["c00.01"]  # the only serendipitous sibling
     assert siblings.choose("x0", ["x0"]) == "c00.01"  # although c01.01 pays more, it is another topic
     assert siblings.allowed_clusters("x0", ["x2", "x0"]) == ["c00.01"]  # consumed, but the only candidate
+    windowed = ClusterBandit(tree, 2, embeddings, scope="novel", recent_window=1)
+    assert windowed.allowed_clusters("x0", ["x6", "x4", "x0"]) == ["c00.01", "c01.00", "c01.01"]  # x6, x4 too old
+    assert bandit.allowed_clusters("x0", ["x6", "x4", "x0"]) == ["c00.01"]
     np.testing.assert_allclose(np.linalg.norm(context_features(embeddings, "x3")[:-1]), 1.0)
 
 

@@ -15,7 +15,7 @@ from planner.admission import LatencyEstimate, LiveAdmission
 from planner.content import content_from_request, decode_jpeg
 from planner.fallback import FallbackPolicy
 from planner.plan_watcher import PlanTableWatcher
-from planner.planning import Planned, demote_recent
+from planner.planning import Planned, Planner, PlannerSettings, demote_recent
 from serendip.artifacts.plans import PlanTable, plan_rows, publish_plan_table
 from serendip.service.errors import InvalidArgumentError
 from serendip.v1 import common_pb2
@@ -26,6 +26,18 @@ def test_demote_recent_moves_consumed_clusters_last() -> None:
     plan = [Planned("a", 3.0), Planned("b", 2.0), Planned("c", 1.0), Planned("d", 0.0)]
     assert [p.cluster_id for p in demote_recent(plan, {"a", "c"}, 3)] == ["b", "d", "a"]
     assert [p.cluster_id for p in demote_recent(plan, set(), 2)] == ["a", "b"]
+
+
+def test_recent_window_limits_the_demoted_clusters_to_the_last_items() -> None:
+    tree = build_tree()  # items i00-i04 in c3-000, i05-i09 in c3-001, i10-i14 in c3-010
+    columns = ["context_item_id", "cluster_id", "satisfaction", "pairs"]
+    policy = FallbackPolicy.from_candidates(pd.DataFrame(columns=columns), tree, 3, 1)
+    history = ["i10", "i05", "i00"]  # oldest first: the context is the last item
+    whole = Planner(tree, 3, 1, policy)
+    assert whole.recent_clusters(history) == {"c3-010", "c3-001", "c3-000"}
+    last_two = Planner(tree, 3, 1, policy, settings=PlannerSettings(recent_window=2))
+    assert last_two.recent_clusters(history) == {"c3-001", "c3-000"}
+    assert last_two.recent_clusters([]) == set()
 
 
 def test_live_admission_shares_identical_concurrent_work() -> None:

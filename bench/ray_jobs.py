@@ -203,7 +203,7 @@ def measure(
             new_ids = set(plan_catalogue["item_id"].iloc[round(plan_items * (1 - NEW_FRACTION)) :])
             store = _timed_decode(scratch / "plans", plan_catalogue, settings, 2)[0].store_dir
             full, full_s = _timed_plans(scratch / "plans-full", store, model, None, workers=2)
-            previous = _previous_without(full.plans_dir, scratch / "plans", new_ids)  # type: ignore[arg-type]
+            previous = _previous_without(full.directory, scratch / "plans", new_ids)  # type: ignore[arg-type]
             incremental, incremental_s = _timed_plans(scratch / "plans", store, model, previous, workers=2)
 
             scaling_store = _timed_decode(scratch / "scaling", catalogue.head(scaling_plan_items), settings, 2)[

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from ray_jobs.plans_job import (
     concat_rows,
     read_committed_shards,
 )
-from ray_jobs.ray_runtime import StageStats, shard_report
-from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool
+from ray_jobs.ray_runtime import StageStats
+from ray_jobs.sharded_run import CommittedShards, PublishedRun, ShardedJob, ShardPool
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
 from serendip.artifacts.keywords import (
     KEYWORD_COLUMNS,
@@ -145,26 +145,10 @@ class KeywordShardWorker(PlanShardWorker):
         return sum(record["error"] is not None for record in records)
 
 
-@dataclass(frozen=True)
-class KeywordsResult:
+class KeywordsResult(PublishedRun):
     """The keywords version a run published (or found up to date) and what the run did."""
 
-    keywords_dir: Path | None
-    published: bool
-    mode: str
-    counts: dict[str, int]
-    stages: list[StageStats] = field(default_factory=list)
-
-    def report(self) -> dict[str, Any]:
-        """JSON-ready summary: counts, per-stage items/s and shards per node, and the node that ran each shard."""
-        return {
-            "keywords": str(self.keywords_dir) if self.keywords_dir else None,
-            "published": self.published,
-            "mode": self.mode,
-            "counts": self.counts,
-            "stages": {stats.stage: stats.to_dict() for stats in self.stages},
-            "shards": shard_report(self.stages),
-        }
+    OUTPUT = "keywords"
 
 
 def _same_world(previous_dir: Path, world_dir: Path) -> bool:

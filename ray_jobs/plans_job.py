@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ray_jobs.ray_runtime import StageStats, shard_report
-from ray_jobs.sharded_run import CommittedShards, ShardedJob, ShardPool, ShardWorker
+from ray_jobs.ray_runtime import StageStats
+from ray_jobs.sharded_run import CommittedShards, PublishedRun, ShardedJob, ShardPool, ShardWorker
 from serendip.artifacts.curation import CURATION_KIND, load_curation
 from serendip.artifacts.frames import read_rows, read_store_index, row_pixels
 from serendip.artifacts.mllm import MLLM_KIND
@@ -272,26 +272,10 @@ class PlanShardWorker(ShardWorker):
         return errors
 
 
-@dataclass(frozen=True)
-class PlansResult:
+class PlansResult(PublishedRun):
     """The plans version a run published (or found up to date) and what the run did."""
 
-    plans_dir: Path | None
-    published: bool
-    mode: str
-    counts: dict[str, int]
-    stages: list[StageStats] = field(default_factory=list)
-
-    def report(self) -> dict[str, Any]:
-        """JSON-ready summary: counts, per-stage items/s and shards per node, and the node that ran each shard."""
-        return {
-            "plans": str(self.plans_dir) if self.plans_dir else None,
-            "published": self.published,
-            "mode": self.mode,
-            "counts": self.counts,
-            "stages": {stats.stage: stats.to_dict() for stats in self.stages},
-            "shards": shard_report(self.stages),
-        }
+    OUTPUT = "plans"
 
 
 def read_committed_shards(shards: CommittedShards) -> pd.DataFrame:

@@ -22,11 +22,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ray_jobs.ray_runtime import StageStats, run_shards, shard_size_for, spec_of, summary_batch
+from ray_jobs.ray_runtime import StageStats, run_shards, shard_report, shard_size_for, spec_of, summary_batch
 from ray_jobs.staging import ShardStaging, exclusive_run, remove_stale_staging, run_key
 
 LOGGER = logging.getLogger(__name__)
@@ -71,6 +71,32 @@ class ShardWorker(ABC):
                 }
             )
         return summary_batch(summaries)
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """The version an incremental run published (or found up to date) and what the run did."""
+
+    OUTPUT: ClassVar[str] = "output"
+    """The report's key for ``directory``."""
+
+    directory: Path | None
+    published: bool
+    mode: str
+    """``full`` or ``incremental``."""
+    counts: dict[str, int]
+    stages: list[StageStats] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready summary: counts, per-stage items/s and shards per node, and the node that ran each shard."""
+        return {
+            self.OUTPUT: str(self.directory) if self.directory else None,
+            "published": self.published,
+            "mode": self.mode,
+            "counts": self.counts,
+            "stages": {stats.stage: stats.to_dict() for stats in self.stages},
+            "shards": shard_report(self.stages),
+        }
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def runs(chain: Chain, ray_address: str, tmp_path_factory: pytest.TempPathFactor
 def test_full_run_plans_every_item_among_its_serendipitous_siblings(runs: IncrementalRuns, chain: Chain) -> None:
     assert (runs.full.mode, runs.full.counts["planned"], runs.full.counts["carried"]) == ("full", 12, 0)
     model = PlanningModel.load(chain.mllm)
-    plans = _plans(runs.full.plans_dir)
+    plans = _plans(runs.full.directory)
     assert sorted(plans["item_id"].unique()) == sorted(runs.first["item_id"])
     for item_id, clusters in plans.groupby("item_id")["cluster_id"]:
         assert set(clusters) == set(model.candidates(item_id))
@@ -83,12 +83,12 @@ def test_incremental_run_plans_only_new_and_changed_items(runs: IncrementalRuns,
     assert (runs.incremental.counts["planned"], runs.incremental.counts["carried"]) == (5, 11)
     assert runs.incremental.stages[0].items == 5, "the planning stage saw only the new and changed items"
     assert (runs.incremental.counts["shards_run"], runs.incremental.stages[0].workers) == (2, 2), "both workers plan"
-    before, after = _plans(runs.full.plans_dir), _plans(runs.incremental.plans_dir)
+    before, after = _plans(runs.full.directory), _plans(runs.incremental.directory)
     pd.testing.assert_frame_equal(
         after[~after["item_id"].isin(runs.touched)].reset_index(drop=True),
         before[~before["item_id"].isin(runs.touched)].reset_index(drop=True),
     )
-    processed = pd.read_parquet(runs.incremental.plans_dir / PROCESSED_FILE)
+    processed = pd.read_parquet(runs.incremental.directory / PROCESSED_FILE)
     store = read_store_index(runs.decoded.store_dir)
     assert dict(zip(processed["item_id"], processed["content_sha256"], strict=True)) == dict(
         zip(store["item_id"], store["content_sha256"], strict=True)
@@ -100,13 +100,13 @@ def test_incremental_run_plans_only_new_and_changed_items(runs: IncrementalRuns,
 def test_unchanged_inputs_publish_nothing(runs: IncrementalRuns, chain: Chain) -> None:
     assert not _decode(runs.root / "v2" / "items.parquet", chain, runs.root).published
     unchanged = _plan(chain, runs.root)
-    assert not unchanged.published and unchanged.plans_dir == runs.incremental.plans_dir
+    assert not unchanged.published and unchanged.directory == runs.incremental.directory
 
 
 def test_model_or_setting_change_replans_everything(runs: IncrementalRuns, chain: Chain) -> None:
     model = PlanningModel.load(chain.mllm)
     index = read_store_index(runs.decoded.store_dir)
-    previous = runs.incremental.plans_dir
+    previous = runs.incremental.directory
     same = incremental_work(index, previous, model, top_n=5)
     assert (same.mode, len(same.work), len(same.kept_processed)) == ("incremental", 0, 16)
     retrained = incremental_work(index, previous, dataclasses.replace(model, version="next-model"), top_n=5)
@@ -139,8 +139,8 @@ def test_killed_run_resumes_without_loss_duplication_or_redone_shards(
     assert resumed.counts["shards_resumed"] == len(committed)
     assert resumed.counts["shards_run"] == 12 - len(committed)
     assert resumed.stages[0].items == 24 - 2 * len(committed), "finished shards were not planned again"
-    plans = _plans(resumed.plans_dir)
-    processed = pd.read_parquet(resumed.plans_dir / PROCESSED_FILE)
+    plans = _plans(resumed.directory)
+    processed = pd.read_parquet(resumed.directory / PROCESSED_FILE)
     assert sorted(processed["item_id"]) == sorted(items["item_id"]), "every item once: none lost or duplicated"
     assert set(plans["item_id"]) == set(items["item_id"])
     assert not plans.duplicated(["item_id", "rank"]).any()
@@ -177,9 +177,9 @@ def test_items_the_planner_already_planned_are_taken_from_its_overlay(
     OverlayStore(tmp_path, "f" * 64).append(plan_rows(items["item_id"].iloc[5], [("c-other", 0.0, "other model")]))
     result = _plan(chain, tmp_path, "--workers", "1")
     assert (result.counts["planned"], result.counts["from_overlay"]) == (5, 3)
-    plans = _plans(result.plans_dir)
+    plans = _plans(result.directory)
     assert sorted(plans["item_id"].unique()) == sorted(items["item_id"])
     assert set(plans[plans["item_id"].isin(nearline)]["reasoning"]) == {"from the overlay"}
     assert "other model" not in set(plans["reasoning"])  # another MLLM's overlay is never read
-    processed = pd.read_parquet(result.plans_dir / PROCESSED_FILE)
+    processed = pd.read_parquet(result.directory / PROCESSED_FILE)
     assert set(processed["item_id"]) == set(items["item_id"])

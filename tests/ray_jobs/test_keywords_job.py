@@ -134,14 +134,14 @@ def runs(cot_chain: Chain, ray_address: str, tmp_path_factory: pytest.TempPathFa
 def test_first_run_summarises_every_item_with_the_models_description(runs: KeywordRuns, cot_chain: Chain) -> None:
     counts = runs.full.counts
     assert (runs.full.mode, counts["summarised"], counts["carried"], counts["errors"]) == ("full", 8, 0, 0)
-    rows = _keyword_rows(runs.full.keywords_dir)
+    rows = _keyword_rows(runs.full.directory)
     store = read_store_index(runs.store_dir)
     assert dict(zip(rows["item_id"], rows["content_sha256"], strict=True)) == dict(
         zip(store["item_id"], store["content_sha256"], strict=True)
     )
     assert set(rows["model_version"]) == {PlanningModel.load(cot_chain.mllm).version}
     expected = _engine_keywords(cot_chain, runs.store_dir, sorted(store["item_id"]))
-    assert load_item_keywords(runs.full.keywords_dir) == expected
+    assert load_item_keywords(runs.full.directory) == expected
     assert all(expected.values()), "the model names what its videos show"
 
 
@@ -155,22 +155,22 @@ def test_a_run_that_died_before_publishing_resumes_from_its_shards(runs: Keyword
 
 def test_related_keywords_come_from_the_worlds_interactions(runs: KeywordRuns, cot_chain: Chain) -> None:
     interactions = pd.read_parquet(cot_chain.world / WORLD_INTERACTIONS)
-    related = pd.read_parquet(runs.full.keywords_dir / RELATED_FILE)
-    expected = related_keywords(interactions, load_item_keywords(runs.full.keywords_dir), 3, 12)
+    related = pd.read_parquet(runs.full.directory / RELATED_FILE)
+    expected = related_keywords(interactions, load_item_keywords(runs.full.directory), 3, 12)
     pd.testing.assert_frame_equal(related, expected)
     assert len(related) > 8, "items outside the frame store get their neighbours' keywords too"
-    assert load_related_keywords(runs.full.keywords_dir) == dict(
+    assert load_related_keywords(runs.full.directory) == dict(
         zip(expected["item_id"], expected["related_keywords"], strict=True)
     )
     with pytest.raises(ArtifactError, match=f"{runs.store_dir / RELATED_FILE} does not exist"):
         load_related_keywords(runs.store_dir)
-    manifest = read_manifest(runs.full.keywords_dir)
+    manifest = read_manifest(runs.full.directory)
     assert set(manifest["inputs"]) == {"frames", "mllm", "world"}
     assert manifest["counts"]["related_items"] == len(related)
 
 
 def test_unchanged_inputs_publish_nothing(runs: KeywordRuns) -> None:
-    assert not runs.unchanged.published and runs.unchanged.keywords_dir == runs.full.keywords_dir
+    assert not runs.unchanged.published and runs.unchanged.directory == runs.full.directory
     assert (runs.unchanged.counts["summarised"], runs.unchanged.counts["carried"]) == (0, 8)
 
 
@@ -180,7 +180,7 @@ def test_incremental_run_summarises_only_new_and_changed_items(runs: KeywordRuns
     assert runs.incremental.mode == "incremental"
     assert (counts["summarised"], counts["carried"], counts["items"]) == (3, 7, 10)
     assert runs.incremental.stages[0].items == 3
-    before, after = _keyword_rows(runs.full.keywords_dir), _keyword_rows(runs.incremental.keywords_dir)
+    before, after = _keyword_rows(runs.full.directory), _keyword_rows(runs.incremental.directory)
     pd.testing.assert_frame_equal(
         after[~after["item_id"].isin(runs.touched)].reset_index(drop=True),
         before[~before["item_id"].isin(runs.touched)].reset_index(drop=True),
@@ -189,15 +189,15 @@ def test_incremental_run_summarises_only_new_and_changed_items(runs: KeywordRuns
     assert dict(zip(after["item_id"], after["content_sha256"], strict=True)) == dict(
         zip(store["item_id"], store["content_sha256"], strict=True)
     )
-    assert read_manifest(runs.incremental.keywords_dir)["inputs"]["previous"]["version"] == runs.full.keywords_dir.name
+    assert read_manifest(runs.incremental.directory)["inputs"]["previous"]["version"] == runs.full.directory.name
 
 
 def test_a_new_model_summarises_every_item_again(runs: KeywordRuns, cot_chain: Chain) -> None:
     model = PlanningModel.load(cot_chain.mllm)
     index = read_store_index(runs.decoded.store_dir)
-    same = keyword_work(index, runs.incremental.keywords_dir, model)
+    same = keyword_work(index, runs.incremental.directory, model)
     assert (same.mode, len(same.work), len(same.kept)) == ("incremental", 0, 10)
-    retrained = keyword_work(index, runs.incremental.keywords_dir, dataclasses.replace(model, version="next-model"))
+    retrained = keyword_work(index, runs.incremental.directory, dataclasses.replace(model, version="next-model"))
     assert (retrained.mode, len(retrained.work), len(retrained.kept)) == ("full", 10, 0)
 
 
@@ -206,16 +206,16 @@ def test_new_logs_republish_the_related_keywords_without_the_model(
 ) -> None:
     root = tmp_path / "artifacts"
     shutil.copytree(runs.root / "frames", root / "frames")
-    shutil.copytree(runs.incremental.keywords_dir, root / "keywords" / runs.incremental.keywords_dir.name)
-    (root / "keywords" / "LATEST").write_text(runs.incremental.keywords_dir.name + "\n")
+    shutil.copytree(runs.incremental.directory, root / "keywords" / runs.incremental.directory.name)
+    (root / "keywords" / "LATEST").write_text(runs.incremental.directory.name + "\n")
     interactions = pd.read_parquet(cot_chain.world / WORLD_INTERACTIONS)
     with ArtifactWriter(root, WORLD_KIND, {"logs": "first half"}) as writer:
         interactions.head(len(interactions) // 2).to_parquet(writer.dir / WORLD_INTERACTIONS, index=False)
     result = _keywords(cot_chain, root, "--world", str(writer.final_dir))
     assert result.published and (result.counts["summarised"], result.counts["carried"]) == (0, 10)
-    pd.testing.assert_frame_equal(_keyword_rows(result.keywords_dir), _keyword_rows(runs.incremental.keywords_dir))
-    expected = related_keywords(interactions.head(len(interactions) // 2), load_item_keywords(result.keywords_dir))
-    pd.testing.assert_frame_equal(pd.read_parquet(result.keywords_dir / RELATED_FILE), expected)
+    pd.testing.assert_frame_equal(_keyword_rows(result.directory), _keyword_rows(runs.incremental.directory))
+    expected = related_keywords(interactions.head(len(interactions) // 2), load_item_keywords(result.directory))
+    pd.testing.assert_frame_equal(pd.read_parquet(result.directory / RELATED_FILE), expected)
 
 
 def test_a_model_without_chain_of_thought_is_refused_in_one_line(

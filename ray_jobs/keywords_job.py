@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pyarrow as pa
 
 from ray_jobs.plans_job import (
     DEFAULT_SHARD_SIZE,
+    FrameStoreModelShards,
     PlanningModel,
     PlanShardWorker,
     check_store_for_model,
@@ -157,10 +157,12 @@ def _same_world(previous_dir: Path, world_dir: Path) -> bool:
     return recorded.get("content_sha256") == read_manifest(world_dir)["content_sha256"]
 
 
-class KeywordsJob(ShardedJob[dict[str, Any], KeywordsResult]):
+class KeywordsJob(FrameStoreModelShards, ShardedJob[dict[str, Any], KeywordsResult]):
     """One keywords run: the frame store's new or changed items summarised, merged with the previous keywords."""
 
     job = "item_keywords"
+    top_n = 1
+    """One ranked cluster is enough: the description is the reasoning before it."""
     stage = "describe"
     worker_class = KeywordShardWorker
 
@@ -203,27 +205,6 @@ class KeywordsJob(ShardedJob[dict[str, Any], KeywordsResult]):
             "store": [store["version"], store["content_sha256"]],
             "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
             "keyword_limit": KEYWORD_LIMIT,
-        }
-
-    def item_key(self, item: dict[str, Any]) -> tuple[str, str]:
-        return item["item_id"], item["content_sha256"]
-
-    def shard_spec(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """The items with their serendipitous candidates (fewer clusters to score, as batch planning does)."""
-        candidates = self.model.candidates
-        return {
-            "items": [{"item_id": row["item_id"], "candidates": candidates(row["item_id"])} for row in items],
-            "shard_files": sorted({row["shard_file"] for row in items}),
-        }
-
-    def worker_kwargs(self) -> dict[str, Any]:
-        return {
-            "store_dir": str(self.store_dir),
-            "mllm_dir": str(self.model.directory),
-            "engine": self.engine,
-            "device": "cuda" if self.pool.gpus_per_worker else "cpu",
-            "top_n": 1,
-            "threads": max(1, int(self.pool.cpus_per_worker)),
         }
 
     def publish(self, shards: CommittedShards) -> KeywordsResult:

@@ -296,7 +296,38 @@ def concat_rows(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
+class FrameStoreModelShards:
+    """What a sharded job that runs the planner over frame-store items (batch plans, item keywords) gives its
+    shards and workers: items keyed by content, each with its serendipitous candidates, and the engine to load."""
+
+    store_dir: Path
+    model: PlanningModel
+    engine: str
+    pool: ShardPool
+    top_n: int
+
+    def item_key(self, item: dict[str, Any]) -> tuple[str, str]:
+        return item["item_id"], item["content_sha256"]
+
+    def shard_spec(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        candidates = self.model.candidates
+        return {
+            "items": [{"item_id": row["item_id"], "candidates": candidates(row["item_id"])} for row in items],
+            "shard_files": sorted({row["shard_file"] for row in items}),
+        }
+
+    def worker_kwargs(self) -> dict[str, Any]:
+        return {
+            "store_dir": str(self.store_dir),
+            "mllm_dir": str(self.model.directory),
+            "engine": self.engine,
+            "device": "cuda" if self.pool.gpus_per_worker else "cpu",
+            "top_n": self.top_n,
+            "threads": max(1, int(self.pool.cpus_per_worker)),
+        }
+
+
+class PlansJob(FrameStoreModelShards, ShardedJob[dict[str, Any], PlansResult]):
     """One batch planning run: the frame store's new or changed items planned, merged with the previous plans."""
 
     job = "batch_plans"
@@ -345,26 +376,6 @@ class PlansJob(ShardedJob[dict[str, Any], PlansResult]):
             "store": [store["version"], store["content_sha256"]],
             "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
             "top_n": self.top_n,
-        }
-
-    def item_key(self, item: dict[str, Any]) -> tuple[str, str]:
-        return item["item_id"], item["content_sha256"]
-
-    def shard_spec(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        candidates = self.model.candidates
-        return {
-            "items": [{"item_id": row["item_id"], "candidates": candidates(row["item_id"])} for row in items],
-            "shard_files": sorted({row["shard_file"] for row in items}),
-        }
-
-    def worker_kwargs(self) -> dict[str, Any]:
-        return {
-            "store_dir": str(self.store_dir),
-            "mllm_dir": str(self.model.directory),
-            "engine": self.engine,
-            "device": "cuda" if self.pool.gpus_per_worker else "cpu",
-            "top_n": self.top_n,
-            "threads": max(1, int(self.pool.cpus_per_worker)),
         }
 
     def publish(self, shards: CommittedShards) -> PlansResult:

@@ -198,14 +198,8 @@ class KeywordsJob(FrameStoreModelShards, ShardedJob[dict[str, Any], KeywordsResu
         counts = {"items": len(self.plan.kept), "summarised": 0, "carried": len(self.plan.kept)}
         return KeywordsResult(self.previous_dir, False, self.plan.mode, counts)
 
-    def run_inputs(self) -> dict[str, Any]:
-        store = read_manifest(self.store_dir)
-        return {
-            "model": [self.model.version, self.model.content_sha256],
-            "store": [store["version"], store["content_sha256"]],
-            "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
-            "keyword_limit": KEYWORD_LIMIT,
-        }
+    def run_settings(self) -> dict[str, Any]:
+        return {"keyword_limit": KEYWORD_LIMIT}
 
     def publish(self, shards: CommittedShards) -> KeywordsResult:
         """The new keywords merged with the kept ones, related keywords from the logs, published as one version."""

@@ -302,9 +302,22 @@ class FrameStoreModelShards:
 
     store_dir: Path
     model: PlanningModel
+    previous_dir: Path | None
     engine: str
     pool: ShardPool
     top_n: int
+
+    def run_settings(self) -> dict[str, Any]:
+        """Settings that make another run (part of the run key besides model, store and previous version)."""
+        return {"top_n": self.top_n}
+
+    def run_inputs(self) -> dict[str, Any]:
+        store = read_manifest(self.store_dir)
+        return {
+            "model": [self.model.version, self.model.content_sha256],
+            "store": [store["version"], store["content_sha256"]],
+            "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
+        } | self.run_settings()
 
     def item_key(self, item: dict[str, Any]) -> tuple[str, str]:
         return item["item_id"], item["content_sha256"]
@@ -368,15 +381,6 @@ class PlansJob(FrameStoreModelShards, ShardedJob[dict[str, Any], PlansResult]):
         LOGGER.info("plan table is up to date: no new or changed item")
         counts = {"items": self.plan.kept_processed["item_id"].nunique(), "planned": 0}
         return PlansResult(self.previous_dir, False, self.plan.mode, counts)
-
-    def run_inputs(self) -> dict[str, Any]:
-        store = read_manifest(self.store_dir)
-        return {
-            "model": [self.model.version, self.model.content_sha256],
-            "store": [store["version"], store["content_sha256"]],
-            "previous": read_manifest(self.previous_dir)["version"] if self.previous_dir else None,
-            "top_n": self.top_n,
-        }
 
     def publish(self, shards: CommittedShards) -> PlansResult:
         """The new plans merged with the previous version's kept ones, published with ``publish_plan_table``."""

@@ -175,7 +175,7 @@ def run(job: TrainMllmJob) -> Path:
     choice = job.model_choice()
     parameters = {"training": config.to_dict(), "model": choice.to_dict(), "heldout_limit": job.heldout_limit}
     inputs = {"curation": input_record(curation_dir)}
-    if job.keywords is not None and related is not None:
+    if related is not None:  # a RAG variant: job.keywords was given and loaded
         inputs["keywords"] = input_record(resolve_artifact(job.keywords, KEYWORDS_KIND))
     with tempfile.TemporaryDirectory(prefix="train-mllm-") as scratch:
         result = train_planner(

@@ -65,11 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     artifacts.add_argument(
         "--recent-window",
         type=int,
-        help="demote the clusters of the last N history items only (default: of the whole history sent)",
+        help="demote the clusters of the last N history items only, none with 0 (default: of the whole history sent)",
     )
     artifacts.add_argument("--plans-poll-s", type=float, default=1.0, help="plan table poll period (default: 1)")
     add_server_arguments(parser, DEFAULT_PORT)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.recent_window is not None and args.recent_window < 0:
+        parser.error(f"--recent-window must be >= 0, not {args.recent_window}")
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -29,6 +29,7 @@ from planner.plan_watcher import PlanTableWatcher
 from planner.popular import PopularInCluster
 from serendip.artifacts.plans import DEFAULT_TOP_N, plan_rows
 from serendip.core.cluster_tree import ClusterTree
+from serendip.core.recency import recent_items
 from serendip.service.deadlines import Deadline
 from serendip.service.errors import DeadlineExceededError, NotFoundError, UnavailableError
 
@@ -85,7 +86,7 @@ class PlannerSettings:
     nearline_max_queued: int = 10_000
     nearline_max_queued_with_pixels: int = 256
     recent_window: int | None = None
-    """Demote the clusters of the last this many history items (None: of the whole history sent)."""
+    """Demote the clusters of the last this many history items (None: of the whole history sent; 0: none)."""
 
 
 def demote_recent(clusters: Sequence[Planned], recent: set[str], n: int) -> list[Planned]:
@@ -169,8 +170,8 @@ class Planner:
 
     def recent_clusters(self, history_item_ids: Sequence[str]) -> set[str]:
         """Planning-level clusters of the known history items (the last ``recent_window`` of them when set)."""
-        cluster_of, window = self._cluster_of, self.settings.recent_window
-        recent = history_item_ids[-window:] if window else history_item_ids
+        cluster_of = self._cluster_of
+        recent = recent_items(history_item_ids, self.settings.recent_window)
         return {cluster_of[i] for i in recent if i in cluster_of}
 
     def recent_hit_ratio(self) -> float:

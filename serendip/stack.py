@@ -211,7 +211,7 @@ class ServingStack:
         planner_args = ["--curation", str(bundle.curation), "--mllm", str(bundle.mllm), *common]
         planner_args += ["--retriever", self.retriever_address, "--plans-poll-s", str(self.plans_poll_s)]
         planner_args += ["--live-max-in-flight", str(self.live_max_in_flight)]
-        if self.recent_window:
+        if self.recent_window is not None:
             planner_args += ["--recent-window", str(self.recent_window)]
         self.planner_metrics_port = free_port(self.host)
         planner_args += ["--metrics-port", str(self.planner_metrics_port)]

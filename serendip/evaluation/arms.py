@@ -11,6 +11,7 @@ Arms (paper §4.1 "Baseline"):
 - :class:`BanditArm` — the neural-linear bandit picks a novel cluster, Retriever CLUSTER_RESTRICTED in it.
 - :class:`PlannerArm` — Planner.Recommend: MLLM plan, then cluster-restricted retrieval (the treatment).
 - :class:`OracleArm` — optional upper bound: the context's true affine cluster, then the same retrieval.
+- :class:`RuledOracleArm` — optional: the best a context-only planner can serve under the Planner's recency rule.
 
 Every arm excludes the request's history (context included) and returns ``k`` items.
 
@@ -38,7 +39,9 @@ import grpc
 from PIL import Image
 from tqdm import tqdm
 
+from serendip.core.cluster_tree import ClusterTree
 from serendip.core.frames import sample_frames
+from serendip.core.recency import recent_items
 from serendip.evaluation.bandit import ClusterBandit
 from serendip.evaluation.replay import ArmSpec
 from serendip.evaluation.simulator import EvaluationRequest, Slate
@@ -72,6 +75,20 @@ async def _retrieve(
 ) -> tuple[str, ...]:
     response = await retriever_pb2_grpc.RetrieverStub(channel).Retrieve(request, timeout=timeout_s)
     return tuple(item.item_id for item in response.items)
+
+
+async def _cluster_slate(
+    channel: grpc.aio.Channel, request: EvaluationRequest, cluster: str, k: int, timeout_s: float, source: str
+) -> Slate:
+    """Top-k of ``cluster`` by the user's history (Retriever CLUSTER_RESTRICTED), as planned by ``source``."""
+    retrieve = retriever_pb2.RetrieveRequest(
+        history=_history(request),
+        cluster_ids=[cluster],
+        k=k,
+        exclude_item_ids=_excluded(request),
+        mode=Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED,
+    )
+    return Slate(await _retrieve(channel, retrieve, timeout_s), (cluster,), source)
 
 
 class ExploitationArm:
@@ -130,14 +147,7 @@ class BanditArm:
     async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
         """Top-k of the chosen cluster."""
         cluster = self.bandit.choose(request.context_item_id, request.history)
-        retrieve = retriever_pb2.RetrieveRequest(
-            history=_history(request),
-            cluster_ids=[cluster],
-            k=k,
-            exclude_item_ids=_excluded(request),
-            mode=Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED,
-        )
-        return Slate(await _retrieve(channel, retrieve, timeout_s), (cluster,), "BANDIT")
+        return await _cluster_slate(channel, request, cluster, k, timeout_s, "BANDIT")
 
 
 class PlannerArm:
@@ -227,14 +237,37 @@ class OracleArm:
     async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
         """Top-k of the context's affine cluster by the user's history."""
         cluster = self.cluster_of_context[request.context_item_id]
-        retrieve = retriever_pb2.RetrieveRequest(
-            history=_history(request),
-            cluster_ids=[cluster],
-            k=k,
-            exclude_item_ids=_excluded(request),
-            mode=Mode.RETRIEVAL_MODE_CLUSTER_RESTRICTED,
-        )
-        return Slate(await _retrieve(channel, retrieve, timeout_s), (cluster,), "ORACLE")
+        return await _cluster_slate(channel, request, cluster, k, timeout_s, "ORACLE")
+
+
+class RuledOracleArm:
+    """The ceiling of any context-only planner under the Planner's recency rule, simulation only: the context's
+    good clusters first (ground truth), then its other siblings, those of the user's history (its last
+    ``recent_window`` items when set) moved behind the rest, as ``planner.planning.demote_recent`` does."""
+
+    def __init__(
+        self,
+        spec: ArmSpec,
+        retriever_address: str,
+        rankings: Mapping[str, Sequence[str]],
+        tree: ClusterTree,
+        level: int,
+        recent_window: int | None = None,
+    ) -> None:
+        self.spec, self.address, self.rankings = spec, retriever_address, rankings
+        self.tree, self.level, self.recent_window = tree, level, recent_window
+
+    def choose(self, request: EvaluationRequest) -> str:
+        """The first cluster of the context's ranking outside the recent history (the first at all when none is)."""
+        ranking = self.rankings[request.context_item_id]
+        recent = recent_items(request.history, self.recent_window)
+        seen = {self.tree.node_of(item, self.level) for item in recent if item in self.tree}
+        return next((cluster for cluster in ranking if cluster not in seen), ranking[0])
+
+    async def slate(self, channel: grpc.aio.Channel, request: EvaluationRequest, k: int, timeout_s: float) -> Slate:
+        """Top-k of the chosen cluster by the user's history."""
+        cluster = self.choose(request)
+        return await _cluster_slate(channel, request, cluster, k, timeout_s, "ORACLE")
 
 
 def nominate(

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from serendip.core.cluster_tree import ClusterTree
+from serendip.core.recency import recent_items
 
 BanditScope = Literal["novel", "siblings"]
 """Clusters the bandit may pick: any cluster new to the user, or the context's serendipitous siblings."""
@@ -154,7 +155,7 @@ class ClusterBandit:
 
     def allowed_clusters(self, context_item_id: str, history_item_ids: Sequence[str]) -> list[str]:
         """The clusters the bandit may choose for this context and history (see ``scope``)."""
-        recent = history_item_ids[-self.recent_window :] if self.recent_window else history_item_ids
+        recent = recent_items(history_item_ids, self.recent_window)
         seen = {self.tree.node_of(i, self.level) for i in [*recent, context_item_id] if i in self.tree}
         own = self.tree.node_of(context_item_id, self.level) if context_item_id in self.tree else None
         if self.scope == "siblings" and own is not None:

@@ -177,21 +177,52 @@ class WorldUsers:
         return self.oracle.relation(context_item_id, item_id)
 
 
-def affine_serving_clusters(
-    world: World, tree: ClusterTree, level: int, fresh_truth: pd.DataFrame | None = None
-) -> dict[str, str]:
-    """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth);
-    with ``fresh_truth``, the fresh uploads too (mapped through the catalogue's membership)."""
+def _serving_of_true(world: World, tree: ClusterTree, level: int) -> dict[str, str]:
+    """True level-``level`` cluster -> the serving-tree cluster holding most of its items."""
     truth_level = level_column(level)
     built = pd.Series({item: tree.node_of(item, level) for item in tree.item_ids}, name="built")
     members = world.ground_truth[["item_id", truth_level]].merge(built, left_on="item_id", right_index=True)
     counts = members.groupby([truth_level, "built"]).size().reset_index(name="items")
     best = counts.sort_values(["items", "built"], ascending=[False, True]).drop_duplicates(truth_level)
-    serving_of_true = dict(zip(best[truth_level], best["built"], strict=True))
-    affine = world.ground_truth.set_index("item_id")["affine_cluster"]
+    return dict(zip(best[truth_level], best["built"], strict=True))
+
+
+def _truth(world: World, fresh_truth: pd.DataFrame | None) -> pd.DataFrame:
+    truth = world.ground_truth.set_index("item_id")
     if fresh_truth is not None and not fresh_truth.empty:
-        affine = pd.concat([affine, fresh_truth.set_index("item_id")["affine_cluster"]])
+        truth = pd.concat([truth, fresh_truth.set_index("item_id")[truth.columns.intersection(fresh_truth.columns)]])
+    return truth
+
+
+def affine_serving_clusters(
+    world: World, tree: ClusterTree, level: int, fresh_truth: pd.DataFrame | None = None
+) -> dict[str, str]:
+    """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth);
+    with ``fresh_truth``, the fresh uploads too (mapped through the catalogue's membership)."""
+    serving_of_true = _serving_of_true(world, tree, level)
+    affine = _truth(world, fresh_truth)["affine_cluster"]
     return {item: serving_of_true[cluster] for item, cluster in affine.items() if cluster in serving_of_true}
+
+
+def oracle_rankings(
+    world: World, tree: ClusterTree, level: int, delta: int, fresh_truth: pd.DataFrame | None = None
+) -> dict[str, list[str]]:
+    """item -> the serving clusters a perfect context-only planner would rank: the item's good clusters (affine,
+    then secondary; ground truth mapped to the serving tree), then the other serendipitous siblings of the item's
+    own cluster (by id; they are all equally bad for the item), the own cluster never. Where the serving tree
+    merged a good cluster into the item's own, only the siblings are left."""
+    serving_of_true = _serving_of_true(world, tree, level)
+    truth = _truth(world, fresh_truth)
+    own_column = level_column(level)
+    rankings = {}
+    for item, row in truth.iterrows():
+        own = tree.node_of(item, level) if item in tree else serving_of_true.get(row[own_column])
+        good = [serving_of_true.get(row["affine_cluster"]), serving_of_true.get(row["secondary_cluster"])]
+        good = list(dict.fromkeys(c for c in good if c is not None and c != own))
+        others = sorted(set(tree.siblings(own, delta)) - set(good)) if own is not None else []
+        if good or others:
+            rankings[item] = good + others
+    return rankings
 
 
 def simulate(

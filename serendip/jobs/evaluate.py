@@ -15,7 +15,8 @@ Simulation (default): starts tritonserver, the Retriever and the Planner on 127.
 (world, tree, curation, sasrec, model_repository; the newest version of each) and calls them for every arm:
 exploitation (Retriever UNRESTRICTED on the history), context-similar SASRec (CONTEXT_SIMILAR), the
 neural-linear bandit (a sibling cluster of the context by default, then CLUSTER_RESTRICTED), the MLLM treatment
-(Planner.Recommend, LIVE), the oracle planner (the true affine cluster; ``--no-oracle-arm`` drops it), and with
+(Planner.Recommend, LIVE), the oracle planner (the true affine cluster; ``--no-oracle-arm`` drops it), with
+``--ruled-oracle-arm`` the ceiling of a context-only planner under the Planner's recency rule, and with
 ``--text-only-mllm`` the text-only MLLM, with ``--rag-mllm`` the keyword-RAG MLLM, each through its own model
 repository. One head request per user (the SASRec leave-last-out test case) plus, when the world has fresh
 uploads, one fresh-upload request per user (same history, the context an upload newer than every model: each arm
@@ -67,6 +68,7 @@ from serendip.evaluation.arms import (
     ExploitationArm,
     OracleArm,
     PlannerArm,
+    RuledOracleArm,
     nominate,
     planner_warnings,
     upload_content,
@@ -91,6 +93,7 @@ from serendip.evaluation.simulator import (
     affine_serving_clusters,
     fresh_requests,
     heldout_requests,
+    oracle_rankings,
     sample_requests,
     simulate,
 )
@@ -107,6 +110,7 @@ MLLM = ArmSpec("mllm", "treatment", "MLLM planner")
 MLLM_TEXT_ONLY = ArmSpec("mllm_text_only", "treatment", "text-only MLLM planner")
 MLLM_RAG = ArmSpec("mllm_rag", "treatment", "keyword-RAG MLLM planner (related keywords in the prompt)")
 ORACLE = ArmSpec("oracle", "treatment", "oracle planner (true affine cluster)")
+RULED_ORACLE = ArmSpec("oracle_ruled", "treatment", "oracle planner under the recency rule")
 ARTIFACT_PROTOCOL = ArmSpec("exploitation_artifact_protocol", "control", "exploitation, SASRec artifact protocol")
 
 
@@ -133,9 +137,13 @@ class EvaluateJob:
     bandit_scope: BanditScope = "siblings"
     """clusters the bandit may pick: the context's siblings, like the Planner, or novel (any cluster new to the user)"""
     recent_window: int | None = None
-    """the Planner and the bandit demote only the clusters of the last N history items (None: the whole history)"""
+    """the Planner and the bandit demote only the clusters of the last N history items (None: the whole history;
+    0: none, the recency rule off)"""
     oracle_arm: bool = True
     """the upper-bound arm: the context's true affine cluster (ground truth), then the Planner's retrieval"""
+    ruled_oracle_arm: bool = False
+    """the ceiling of any context-only planner under the Planner's recency rule: the context's good clusters
+    (ground truth) first, the user's history clusters demoted as the Planner does"""
     fresh_segment: bool = True
     """also evaluate every user on a fresh upload (a context newer than every model), reported apart"""
     fresh_world: Path | None = None
@@ -163,6 +171,10 @@ class EvaluateJob:
     """replay, and your logs without a curation: planning level of the tree"""
     visual_labels: Path | None = None
     """replay: item_id, label (1 = visually interesting) parquet: trains the Fig. 8 classifier (needs --items)"""
+
+    def __post_init__(self) -> None:
+        if self.recent_window is not None and self.recent_window < 0:
+            raise ValueError(f"--recent-window must be >= 0, not {self.recent_window}")
 
 
 def _say(text: str, quiet: bool) -> None:
@@ -305,6 +317,7 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
     extra_mllms = [(spec, path) for spec, path in extra_mllms if path is not None]
     specs = [CONTROL, CONTEXT_SIMILAR, bandit_spec, MLLM] + [spec for spec, _ in extra_mllms]
     specs += [ORACLE] if job.oracle_arm else []
+    specs += [RULED_ORACLE] if job.ruled_oracle_arm else []
     known = set(sasrec.vocabulary.item_ids)
     planner_warning_counts: dict[str, dict[str, int]] = {}
     _say("starting tritonserver, Retriever and Planner on 127.0.0.1 ...", job.quiet)
@@ -325,6 +338,9 @@ def simulate_report(job: EvaluateJob, report_dir: Path) -> dict[str, Any]:
         if job.oracle_arm:
             affine = affine_serving_clusters(world, tree, level, fresh_truth)
             arms.append(OracleArm(ORACLE, stack.retriever_address, affine))
+        if job.ruled_oracle_arm:
+            rankings = oracle_rankings(world, tree, level, delta, fresh_truth)
+            arms.append(RuledOracleArm(RULED_ORACLE, stack.retriever_address, rankings, tree, level, job.recent_window))
         slates = _arm_slates(arms, requests, job, planner_warning_counts, extra)
         check = ExploitationArm(ARTIFACT_PROTOCOL, stack.retriever_address, target_reachable=True)
         protocol_check = _arm_slates([check], requests, job, planner_warning_counts)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from serendip.artifacts.world import World, load_fresh_uploads, load_world
+from serendip.evaluation.arms import RuledOracleArm
 from serendip.evaluation.replay import ArmSpec, EvaluationLogs
 from serendip.evaluation.simulator import (
     EvaluationRequest,
@@ -19,6 +20,7 @@ from serendip.evaluation.simulator import (
     assign_segments,
     fresh_requests,
     heldout_requests,
+    oracle_rankings,
     sample_requests,
     simulate,
 )
@@ -156,3 +158,36 @@ def test_fresh_contexts_are_simulated_and_leave_the_head_requests_unchanged(worl
     assert users.relation(upload["item_id"], partner) == "affine"
     mapping = affine_serving_clusters(world, world.true_tree, 3, fresh.ground_truth)
     assert mapping[upload["item_id"]] == upload["affine_cluster"]
+
+
+def test_oracle_rankings_put_the_good_siblings_first_and_never_the_own_cluster(world: World) -> None:
+    tree, truth = world.true_tree, world.ground_truth.set_index("item_id")
+    rankings = oracle_rankings(world, tree, 3, 1)
+    assert set(rankings) == set(truth.index)
+    for item, ranking in rankings.items():
+        own = tree.node_of(item, 3)
+        row = truth.loc[item]
+        secondary = [row["secondary_cluster"]] if isinstance(row["secondary_cluster"], str) else []
+        good = [row["affine_cluster"], *secondary]
+        assert ranking[: len(good)] == good  # affine, then secondary
+        assert own not in ranking and sorted(ranking) == sorted(tree.siblings(own, 1))
+    with_secondary = truth[truth["secondary_cluster"].notna()].index
+    assert len(with_secondary) > 0 and all(len(rankings[item]) >= 2 for item in with_secondary)
+
+
+def test_ruled_oracle_demotes_the_history_clusters_as_the_planner_does(world: World) -> None:
+    tree, truth = world.true_tree, world.ground_truth.set_index("item_id")
+    rankings = oracle_rankings(world, tree, 3, 1)
+    item = next(i for i in truth.index if len(rankings[i]) == 2)  # branching 3 at level 3: two siblings
+    affine, other = rankings[item]
+    in_cluster = {cluster: tree.items_in(cluster)[0] for cluster in (affine, other)}
+    arm = RuledOracleArm(ArmSpec("o", "treatment", "O"), "127.0.0.1:1", rankings, tree, 3)
+    windowed = RuledOracleArm(ArmSpec("o", "treatment", "O"), "127.0.0.1:1", rankings, tree, 3, recent_window=1)
+
+    def request(*history: str) -> EvaluationRequest:
+        return EvaluationRequest("r", "u", item, (*history, item))
+
+    assert arm.choose(request()) == affine
+    assert arm.choose(request(in_cluster[affine])) == other
+    assert windowed.choose(request(in_cluster[affine])) == affine  # only the context item is recent
+    assert arm.choose(request(in_cluster[affine], in_cluster[other])) == affine  # all demoted: the order is kept

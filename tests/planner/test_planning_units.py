@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from planner.__main__ import parse_args
 from planner.admission import LatencyEstimate, LiveAdmission
 from planner.content import content_from_request, decode_jpeg
 from planner.fallback import FallbackPolicy
 from planner.plan_watcher import PlanTableWatcher
 from planner.planning import Planned, Planner, PlannerSettings, demote_recent
 from serendip.artifacts.plans import PlanTable, plan_rows, publish_plan_table
+from serendip.core.recency import recent_items
 from serendip.service.errors import InvalidArgumentError
 from serendip.v1 import common_pb2
 from tests.retriever.chain_world import build_tree
@@ -38,6 +40,24 @@ def test_recent_window_limits_the_demoted_clusters_to_the_last_items() -> None:
     last_two = Planner(tree, 3, 1, policy, settings=PlannerSettings(recent_window=2))
     assert last_two.recent_clusters(history) == {"c3-001", "c3-000"}
     assert last_two.recent_clusters([]) == set()
+    rule_off = Planner(tree, 3, 1, policy, settings=PlannerSettings(recent_window=0))
+    assert rule_off.recent_clusters(history) == set()
+
+
+def test_planner_cli_takes_window_zero_and_refuses_a_negative_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--recent-window", "0"]).recent_window == 0
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--recent-window", "-1"])
+    assert exit_info.value.code == 2 and "--recent-window must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("window", "recent"), [(None, ["a", "b", "c"]), (0, []), (1, ["c"]), (2, ["b", "c"]), (5, ["a", "b", "c"])]
+)
+def test_recent_items_window(window: int | None, recent: list[str]) -> None:
+    assert list(recent_items(["a", "b", "c"], window)) == recent
+    with pytest.raises(ValueError, match="window"):
+        recent_items(["a"], -1)
 
 
 def test_live_admission_shares_identical_concurrent_work() -> None:

@@ -18,6 +18,10 @@ Ratios and their goals:
   mllm_batched_vs_sequential_qps          Triton mllm at 2x its max batch size (16) concurrent / at 1 >= 4
   retriever_vs_stack_triton_seqrec_qps    Retriever / its own seqrec model called directly    (no goal: these two
   stack_triton_seqrec_vs_triton_echo_qps  the stack's seqrec / Triton echo                     split the above)
+  retriever_floor_vs_raw_grpc_echo_qps    bench.retriever_floor (Retrieve as one gRPC hop + one Triton seqrec call,
+                                          nothing else) / bare grpc.aio echo: what any Python Retriever over
+                                          Triton can reach on the machine                     (no goal)
+  retriever_vs_retriever_floor_qps        the Retriever / that floor: its own work's share    (no goal)
 Then, with every server stopped, the Ray job figures of ``bench.ray_jobs.measure()`` (minutes; --skip-ray-jobs).
 """
 
@@ -70,10 +74,10 @@ SECTION_END = "<!-- bench.run: end -->"
 
 
 @contextlib.contextmanager
-def echo_server() -> Iterator[str]:
-    """The bare grpc.aio echo server (``bench.echo_server``) in a child process; yields its address."""
+def child_server(module: str, *arguments: str) -> Iterator[str]:
+    """``python -m module --port P *arguments`` in a child process, a gRPC server on 127.0.0.1; yields its address."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.echo_server", "--port", str(port)])
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *arguments])
     address = f"127.0.0.1:{port}"
     try:
         with grpc.insecure_channel(address) as channel:
@@ -82,6 +86,17 @@ def echo_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def echo_server() -> contextlib.AbstractContextManager[str]:
+    """The bare grpc.aio echo server (``bench.echo_server``); yields its address."""
+    return child_server("bench.echo_server")
+
+
+def retriever_floor(triton_url: str, sasrec: Path) -> contextlib.AbstractContextManager[str]:
+    """``bench.retriever_floor`` over ``triton_url``'s seqrec (``sasrec``'s history length); yields its address."""
+    max_len = SASRecArtifact.load(sasrec).config.max_len
+    return child_server("bench.retriever_floor", "--triton-url", triton_url, "--max-len", str(max_len))
 
 
 def untrained_sasrec(root: Path, num_items: int = 5000) -> SASRecArtifact:
@@ -213,8 +228,9 @@ def run(
             echo_server() as echo_address,
             TritonServer(baseline_repository(scratch / "baseline")) as baseline_triton,
             LocalStack(artifacts, scratch / "logs", plans_root) as stack,
+            retriever_floor(stack.triton.grpc_url, stack.bundle.sasrec) as floor_address,
         ):
-            stack_endpoints = stack.endpoints
+            stack_endpoints = replace(stack.endpoints, retriever_floor=floor_address)
             baselines = Endpoints(grpc_echo=echo_address, triton=baseline_triton.grpc_url)
 
             def subject(name: str, target: str, endpoints: Endpoints = stack_endpoints, **options: object) -> Subject:
@@ -234,6 +250,7 @@ def run(
                         subject("triton_echo", "triton:echo", baselines),
                         subject("stack_triton_seqrec", "triton:seqrec"),
                         subject("retriever_retrieve", "retrieve"),
+                        subject("retriever_floor", "retrieve-floor"),
                     ],
                     concurrency,
                 ),
@@ -298,6 +315,8 @@ def run(
         "seqrec_export_vs_torchscript_qps": bench.ratio("triton_seqrec_export", "triton_seqrec_torchscript"),
         "retriever_vs_stack_triton_seqrec_qps": bench.ratio("retriever_retrieve", "stack_triton_seqrec"),
         "stack_triton_seqrec_vs_triton_echo_qps": bench.ratio("stack_triton_seqrec", "triton_echo"),
+        "retriever_floor_vs_raw_grpc_echo_qps": bench.ratio("retriever_floor", "raw_grpc_echo"),
+        "retriever_vs_retriever_floor_qps": bench.ratio("retriever_retrieve", "retriever_floor"),
     }
     goals = {**GOALS, f"seqrec_dynamic_batching_on_vs_off_qps_c{batching_concurrency}": 2.0}
     return {

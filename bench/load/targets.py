@@ -28,10 +28,11 @@ GRPC_TARGETS = {
     "plan": "/serendip.v1.Planner/Plan",
     "recommend": "/serendip.v1.Planner/Recommend",
     "retrieve": "/serendip.v1.Retriever/Retrieve",
+    "retrieve-floor": "/serendip.v1.Retriever/Retrieve",
     "grpc-echo": ECHO_METHOD,
 }
 TRITON_PREFIX = "triton:"
-TARGET_HELP = "plan | recommend | retrieve | triton:<model> (seqrec, mllm, echo) | grpc-echo"
+TARGET_HELP = "plan | recommend | retrieve | retrieve-floor | triton:<model> (seqrec, mllm, echo) | grpc-echo"
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 ECHO_PAYLOAD_BYTES = 64
 ECHO_VECTOR = np.arange(16, dtype=np.float32)[None, :]
@@ -45,6 +46,8 @@ class Endpoints:
     retriever: str | None = None
     triton: str | None = None
     grpc_echo: str | None = None
+    retriever_floor: str | None = None
+    """``bench.retriever_floor``: Retrieve as one gRPC hop and one Triton call, nothing else"""
 
     def for_target(self, target: str) -> str:
         """The address serving ``target``; ValueError when unknown or not configured."""
@@ -55,6 +58,7 @@ class Endpoints:
                 "plan": self.planner,
                 "recommend": self.planner,
                 "retrieve": self.retriever,
+                "retrieve-floor": self.retriever_floor,
                 "grpc-echo": self.grpc_echo,
             }.get(target)
             if target not in GRPC_TARGETS:
@@ -81,7 +85,12 @@ def grpc_payloads(target: str, mix: RequestMix | None, count: int) -> list[bytes
         return [b"x" * ECHO_PAYLOAD_BYTES]
     if mix is None:
         raise ValueError(f"target {target!r} needs a request mix (artifacts)")
-    draw = {"plan": mix.plan_request, "recommend": mix.recommend_request, "retrieve": mix.retrieve_request}[target]
+    draw = {
+        "plan": mix.plan_request,
+        "recommend": mix.recommend_request,
+        "retrieve": mix.retrieve_request,
+        "retrieve-floor": mix.retrieve_request,
+    }[target]
     return [draw().SerializeToString() for _ in range(count)]
 
 

@@ -173,29 +173,26 @@ def seqrec_repository(root: Path, artifact: SASRecArtifact) -> Path:
 
 
 def retriever(context: SizeContext) -> Figures:
-    """Retriever with ANN indexes over tritonserver's seqrec: Retrieve p50/p99 and QPS; its load time and RSS."""
+    """The Retriever over tritonserver's seqrec, with the ANN indexes and then without (every cluster ranked
+    exactly), on the same request mix: Retrieve p50/p99 and QPS of each; load time and RSS with the indexes."""
     root = context.root
     sasrec_dir, tree_dir = resolve_artifact(root, SASREC_KIND), resolve_artifact(root, TREE_KIND)
     ann_dir = resolve_artifact(root, SASREC_ANN_KIND)
     repository = seqrec_repository(root, SASRecArtifact.load(sasrec_dir))
+    mix = request_mix(root, context.seed)
+    figures: Figures = {"indexed_clusters": read_manifest(ann_dir)["counts"]["indexed_clusters"]}
     with TritonServer(repository, host=HOST, log_path=root / "tritonserver.log") as triton:
-        args = ["--sasrec", str(sasrec_dir), "--tree", str(tree_dir), "--ann", str(ann_dir)]
-        args += ["--triton-url", triton.grpc_url, "--log-level", "WARNING"]
-        service, load_seconds = started_service("retriever", args, root / "retriever.log", context)
-        try:
-            assert service.pid is not None
-            memory = process_memory_mb(service.pid)
-            latency = closed_loop(
-                "retrieve", Endpoints(retriever=service.address), request_mix(root, context.seed), context
-            )
-        finally:
-            service.stop()
-    return {
-        "seconds": load_seconds,
-        "rss_mb": memory["rss_mb"],
-        "p50_ms": latency["p50_ms"],
-        "p99_ms": latency["p99_ms"],
-        "qps": latency["qps"],
-        "failed": latency["failed"],
-        "indexed_clusters": read_manifest(ann_dir)["counts"]["indexed_clusters"],
-    }
+        base = ["--sasrec", str(sasrec_dir), "--tree", str(tree_dir)]
+        base += ["--triton-url", triton.grpc_url, "--log-level", "WARNING"]
+        for prefix, args in (("", [*base, "--ann", str(ann_dir)]), ("exact_", base)):
+            service, load_seconds = started_service("retriever", args, root / f"retriever{prefix}.log", context)
+            try:
+                assert service.pid is not None
+                memory = process_memory_mb(service.pid)
+                latency = closed_loop("retrieve", Endpoints(retriever=service.address), mix, context)
+            finally:
+                service.stop()
+            if not prefix:
+                figures |= {"seconds": load_seconds, "rss_mb": memory["rss_mb"]}
+            figures |= {f"{prefix}{name}": latency[name] for name in ("p50_ms", "p99_ms", "qps", "failed")}
+    return figures

@@ -60,7 +60,11 @@ from serendip.models.sasrec.export import write_sasrec_files
 from serendip.models.sasrec.model import SASRec
 from triton_models.echo import write_echo_model
 from triton_models.launcher import TritonServer, free_port
-from triton_models.seqrec import write_seqrec_model
+from triton_models.seqrec import (
+    CONCURRENT_CLIENTS_PREFERRED_BATCH_SIZES,
+    CONCURRENT_CLIENTS_QUEUE_DELAY_US,
+    write_seqrec_model,
+)
 
 GOALS = {
     "planner_cached_vs_raw_grpc_echo_qps": 0.6,
@@ -110,14 +114,19 @@ def untrained_sasrec(root: Path, num_items: int = 5000) -> SASRecArtifact:
 
 
 def baseline_repository(directory: Path) -> Path:
-    """Triton baselines: ``echo``, and the default-size seqrec with (``seqrec_batched``) and without batching, and
-    batched in the ``export`` format (``seqrec_export``: its AOTInductor package is compiled here, tens of seconds)."""
+    """Triton baselines: ``echo``, and the default-size seqrec with (``seqrec_batched``: the concurrent-clients
+    batching of ``triton_models.seqrec``) and without batching, and batched in the ``export`` format
+    (``seqrec_export``: its AOTInductor package is compiled here, tens of seconds)."""
     repository = directory / "models"
     artifact = untrained_sasrec(directory / "baseline-artifacts")
     write_echo_model(repository, name="echo")
-    write_seqrec_model(repository, artifact, name="seqrec_batched", max_queue_delay_us=1000)
+    batching = {
+        "max_queue_delay_us": CONCURRENT_CLIENTS_QUEUE_DELAY_US,
+        "preferred_batch_sizes": CONCURRENT_CLIENTS_PREFERRED_BATCH_SIZES,
+    }
+    write_seqrec_model(repository, artifact, name="seqrec_batched", **batching)
     write_seqrec_model(repository, artifact, name="seqrec_unbatched", max_queue_delay_us=None)
-    write_seqrec_model(repository, artifact, name="seqrec_export", max_queue_delay_us=1000, model_format="export")
+    write_seqrec_model(repository, artifact, name="seqrec_export", model_format="export", **batching)
     return repository
 
 

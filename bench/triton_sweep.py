@@ -32,6 +32,8 @@ SETTINGS: dict[str, dict[str, object]] = {
     "delay_2000us": {"max_queue_delay_us": 2000},
     "delay_4000us": {"max_queue_delay_us": 4000},
     "delay_2000us_preferred_8": {"max_queue_delay_us": 2000, "preferred_batch_sizes": [8]},
+    "delay_1000us_preferred_8_16_32": {"max_queue_delay_us": 1000, "preferred_batch_sizes": [8, 16, 32]},
+    "delay_2000us_preferred_8_16_32": {"max_queue_delay_us": 2000, "preferred_batch_sizes": [8, 16, 32]},
     "delay_1000us_2_instances": {"max_queue_delay_us": 1000, "instance_count": 2},
     "delay_1000us_2_threads": {"max_queue_delay_us": 1000, "torch_threads": 2},
 }

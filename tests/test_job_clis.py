@@ -169,13 +169,16 @@ CASES = [
     ),
     (
         build_engines,
-        "--mllm m --sasrec s --engine tensorrt_llm --device cuda --mllm-queue-delay-us 2000",
+        "--mllm m --sasrec s --engine tensorrt_llm --device cuda --mllm-queue-delay-us 2000 "
+        "--seqrec-queue-delay-us 2000 --seqrec-preferred-batch-sizes 8,16,32",
         build_engines.BuildEnginesJob(
             mllm=Path("m"),
             sasrec=Path("s"),
             engine=EngineKind.TENSORRT_LLM,
             device="cuda",
             mllm_queue_delay_us=2000,
+            seqrec_queue_delay_us=2000,
+            seqrec_preferred_batch_sizes=(8, 16, 32),
         ),
     ),
 ]
@@ -201,6 +204,13 @@ def test_main_runs_the_config_the_flags_name(
 def test_bad_options_exit_with_usage(flags: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         decode_frames.main(flags.split())
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("sizes", ["8,100", "0"])
+def test_preferred_batch_sizes_beyond_seqrec_max_batch_exit_with_usage(sizes: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_engines.main(["--seqrec-preferred-batch-sizes", sizes])
     assert exit_info.value.code == 2
 
 

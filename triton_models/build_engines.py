@@ -26,12 +26,12 @@ from serendip.artifacts.mllm import MLLM_KIND
 from serendip.artifacts.model_repository import LIBTORCH_CONFIG_FILE, REPOSITORY_KIND
 from serendip.artifacts.sasrec import SASREC_KIND, SASRecArtifact
 from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, ArtifactWriter, input_record, resolve_artifact
-from serendip.core.cli import run_job
+from serendip.core.cli import CommaInts, run_job
 from serendip.core.errors import DataError
 from serendip.models.mllm.errors import MllmError
 from triton_models.engines import EngineKind
 from triton_models.mllm_model import write_mllm_model
-from triton_models.seqrec import SeqrecFormat, seqrec_libtorch_config, write_seqrec_model
+from triton_models.seqrec import SEQREC_MAX_BATCH_SIZE, SeqrecFormat, seqrec_libtorch_config, write_seqrec_model
 from triton_models.trtllm_engine import NGC_IMAGE_HINT, TensorRTLLMUnavailableError, import_tensorrt_llm
 
 
@@ -56,8 +56,18 @@ class BuildEnginesJob:
     seqrec_queue_delay_us: int = 0
     """seqrec dynamic-batching delay: 0, since its client, the Retriever, already sends the calls that arrive
     while one is under way as one batch (a delay would only add to every Retrieve's latency)"""
+    seqrec_preferred_batch_sizes: CommaInts = ()
+    """seqrec dynamic-batching preferred sizes (e.g. 8,16,32 with --seqrec-queue-delay-us 2000 when many clients,
+    such as several Retrievers, call one Triton; measured in docs/loadtest.md)"""
     seqrec_format: SeqrecFormat = "torchscript"
     """seqrec runs the TorchScript, or an AOTInductor package compiled now from the torch.export program (needs g++)"""
+
+    def __post_init__(self) -> None:
+        for size in self.seqrec_preferred_batch_sizes:
+            if not 1 <= size <= SEQREC_MAX_BATCH_SIZE:
+                raise ValueError(
+                    f"--seqrec-preferred-batch-sizes: {size} is outside 1..{SEQREC_MAX_BATCH_SIZE} (seqrec's max batch)"
+                )
 
 
 def build_repository(job: BuildEnginesJob) -> Path:
@@ -71,6 +81,7 @@ def build_repository(job: BuildEnginesJob) -> Path:
         "mllm_instances": job.mllm_instances,
         "mllm_queue_delay_us": job.mllm_queue_delay_us,
         "seqrec_queue_delay_us": job.seqrec_queue_delay_us,
+        "seqrec_preferred_batch_sizes": list(job.seqrec_preferred_batch_sizes),
         "seqrec_format": job.seqrec_format,
     }
     inputs = {"mllm": input_record(mllm_dir), "sasrec": input_record(sasrec_dir)}
@@ -89,6 +100,7 @@ def build_repository(job: BuildEnginesJob) -> Path:
             sasrec,
             model_format=job.seqrec_format,
             max_queue_delay_us=job.seqrec_queue_delay_us,
+            preferred_batch_sizes=job.seqrec_preferred_batch_sizes,
             gpu=gpu,
         )
         (writer.dir / LIBTORCH_CONFIG_FILE).write_text(text_format.MessageToString(seqrec_libtorch_config(sasrec)))

@@ -16,12 +16,24 @@ from serendip.core.errors import ArtifactError
 from triton_models import build_engines
 from triton_models.model_config import read_config, write_config
 from triton_models.seqrec import (
+    CONCURRENT_CLIENTS_PREFERRED_BATCH_SIZES,
+    CONCURRENT_CLIENTS_QUEUE_DELAY_US,
     USER_ENCODER_PACKAGE,
     seqrec_libtorch_config,
     seqrec_python_config,
     write_seqrec_model,
 )
 from triton_models.specs import SEQREC
+
+
+def test_concurrent_clients_batching_reaches_the_config(trained_sasrec, tmp_path: Path) -> None:
+    options = {
+        "max_queue_delay_us": CONCURRENT_CLIENTS_QUEUE_DELAY_US,
+        "preferred_batch_sizes": CONCURRENT_CLIENTS_PREFERRED_BATCH_SIZES,
+    }
+    config = read_config(write_config(seqrec_python_config(trained_sasrec[2], **options), tmp_path / "seqrec"))
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32] and config.max_batch_size == 64
 
 
 def test_python_backend_config(trained_sasrec, tmp_path: Path) -> None:

@@ -137,6 +137,14 @@ def assign_segments(user_ids: Iterable[str], arm_names: Sequence[str], seed: int
     }
 
 
+def truth_with_uploads(world: World, fresh_truth: pd.DataFrame | None) -> pd.DataFrame:
+    """The world's ground truth, with the fresh uploads' rows (its columns) when there are any."""
+    truth = world.ground_truth
+    if fresh_truth is None or fresh_truth.empty:
+        return truth
+    return pd.concat([truth, fresh_truth[truth.columns.intersection(fresh_truth.columns)]], ignore_index=True)
+
+
 @dataclass
 class WorldUsers:
     """Simulated users: the world's latent interests and satisfaction model (ground truth).
@@ -150,9 +158,7 @@ class WorldUsers:
     level2_of: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        truth = self.world.ground_truth
-        if self.fresh_truth is not None and not self.fresh_truth.empty:
-            truth = pd.concat([truth, self.fresh_truth[truth.columns.intersection(self.fresh_truth.columns)]])
+        truth = truth_with_uploads(self.world, self.fresh_truth)
         self.oracle = WorldOracle(truth, self.world.oracle.model)
         self.noise_sd = self.oracle.model.noise_sd
         self.interests = {row.user_id: set(row.interests) for row in self.world.users.itertuples(index=False)}
@@ -187,20 +193,13 @@ def _serving_of_true(world: World, tree: ClusterTree, level: int) -> dict[str, s
     return dict(zip(best[truth_level], best["built"], strict=True))
 
 
-def _truth(world: World, fresh_truth: pd.DataFrame | None) -> pd.DataFrame:
-    truth = world.ground_truth.set_index("item_id")
-    if fresh_truth is not None and not fresh_truth.empty:
-        truth = pd.concat([truth, fresh_truth.set_index("item_id")[truth.columns.intersection(fresh_truth.columns)]])
-    return truth
-
-
 def affine_serving_clusters(
     world: World, tree: ClusterTree, level: int, fresh_truth: pd.DataFrame | None = None
 ) -> dict[str, str]:
     """item -> the serving-tree cluster holding most items of the item's true affine cluster (ground truth);
     with ``fresh_truth``, the fresh uploads too (mapped through the catalogue's membership)."""
     serving_of_true = _serving_of_true(world, tree, level)
-    affine = _truth(world, fresh_truth)["affine_cluster"]
+    affine = truth_with_uploads(world, fresh_truth).set_index("item_id")["affine_cluster"]
     return {item: serving_of_true[cluster] for item, cluster in affine.items() if cluster in serving_of_true}
 
 
@@ -212,7 +211,7 @@ def oracle_rankings(
     own cluster (by id; they are all equally bad for the item), the own cluster never. Where the serving tree
     merged a good cluster into the item's own, only the siblings are left."""
     serving_of_true = _serving_of_true(world, tree, level)
-    truth = _truth(world, fresh_truth)
+    truth = truth_with_uploads(world, fresh_truth).set_index("item_id")
     own_column = level_column(level)
     rankings = {}
     for item, row in truth.iterrows():

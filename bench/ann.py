@@ -1,6 +1,6 @@
 """``python -m bench.ann``: recall@10 and per-query latency of the Retriever's per-cluster ANN search against exact.
 
-One cluster per size (default 100k, 250k and 1M items; clusters under ``AnnOptions.exact_below`` get no index) of
+One cluster per size (default 10k, 30k, 100k and 1M items; clusters under ``AnnOptions.exact_below`` get no index) of
 SASRec-sized embeddings (64): ``--data sasrec --sasrec DIR`` draws the items from a trained sasrec artifact's item
 table (``make bench-scale`` leaves a 1M-item one in bench/scratch/scale/1m/sasrec) and each query is the mean of 5
 random items plus noise; ``clustered`` draws items and queries around 1,024 random centres with varied norms,
@@ -20,11 +20,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from retriever.cluster_index import ClusterIndex, ClusterInfo, ScoredItem
-from serendip.artifacts.sasrec import SASRecArtifact
+from serendip.artifacts.sasrec import SASRecArtifact, searched_index_name
 from serendip.models.sasrec.ann import AnnOptions, build_index
 
 HIDDEN = 64
@@ -113,11 +113,10 @@ def measure(
     arguments = ([ClusterInfo("c", 3, "cluster")], [(0, count)], item_ids, embeddings, np.zeros(count))
     exact, approximate = ClusterIndex(*arguments), ClusterIndex(*arguments, ann={"c": index})
     requests = [("c", user, [item_ids[row] for row in rng.integers(0, count, excluded)]) for user in users]
-    searched = faiss.downcast_index(index.index)
     return {
         "items": count,
         "data": data,
-        "index": type(searched).__name__.removeprefix("Index"),
+        "index": searched_index_name(index).removeprefix("Index"),
         "build_s": build_seconds,
     } | compare(exact, approximate, requests)
 
@@ -125,7 +124,9 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     """Measure every size and print a markdown table and the acceptance row."""
     parser = argparse.ArgumentParser(prog="python -m bench.ann", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 250_000, 1_000_000], help="items per cluster")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000, 1_000_000], help="items per cluster"
+    )
     parser.add_argument(
         "--data", choices=["sasrec", "clustered", "random"], default="clustered", help="embedding distribution"
     )
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=300, help="queries per size (default: %(default)s)")
     parser.add_argument("--excluded", type=int, default=20, help="excluded items per query (default: %(default)s)")
     args = parser.parse_args(argv)
+    threadpool_limits(limits=1)  # top-k as the Retriever runs it (its --search-threads); the builds too
     print("| items | data | index | build s | recall@10 | exact p50 / p99 ms | ANN p50 / p99 ms | p50 speed-up |")
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     rows = []

@@ -6,6 +6,8 @@ import argparse
 import gc
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from retriever.loading import load_retrieval_model
 from retriever.service import RetrieverServicer, retriever_binding
 from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL
@@ -38,17 +40,29 @@ def main(argv: list[str] | None = None) -> None:
         help="per-cluster ANN indexes (sasrec_ann artifact of `python -m serendip.models.sasrec.ann`, built from "
         "the same --sasrec and --tree); without it every cluster is ranked exactly",
     )
+    model.add_argument(
+        "--search-threads",
+        type=int,
+        default=1,
+        help="threads of each top-k: numpy's BLAS and FAISS's OpenMP (default: %(default)s). A top-k is one query "
+        "from the serving loop: a cluster of a few hundred rows or an index search is not shortened by more "
+        "threads, and their spin-waits take cores from the loop and Triton (docs/scale.md). Raise it only to rank "
+        "clusters of 50,000+ items exactly, without --ann",
+    )
     add_server_arguments(parser, DEFAULT_PORT)
     args = parser.parse_args(argv)
     if (args.sasrec is None) != (args.tree is None):
         parser.error("--sasrec and --tree go together")
     if args.ann is not None and args.sasrec is None:
         parser.error("--ann needs --sasrec and --tree")
+    if args.search_threads < 1:
+        parser.error(f"--search-threads must be at least 1, not {args.search_threads}")
     retrieval_model = (
         load_retrieval_model(args.sasrec, args.tree, args.triton_url, args.planning_level, args.ann)
         if args.sasrec
         else None
     )
+    threadpool_limits(limits=args.search_threads)  # after loading: FAISS's OpenMP is loaded with the indexes
     gc.freeze()  # the item table and cluster index loaded above never die: keep them out of every collection
     run_service([retriever_binding(RetrieverServicer(retrieval_model))], args)
 

@@ -199,13 +199,22 @@ def write_ann_indexes(directory: Path, planning_level: int, indexes: dict[str, f
     for position, (cluster_id, index) in enumerate(indexes.items()):
         file = f"{ANN_INDEX_DIR}/cluster_{position:05d}.faiss"
         faiss.write_index(index, str(directory / file))
-        searched = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
         clusters.append(
-            {"cluster_id": cluster_id, "file": file, "index": type(searched).__name__, "items": index.ntotal}
+            {"cluster_id": cluster_id, "file": file, "index": searched_index_name(index), "items": index.ntotal}
         )
     (directory / ANN_CLUSTERS).write_text(
         json.dumps({"planning_level": planning_level, "clusters": clusters}, indent=2) + "\n"
     )
+
+
+def searched_index_name(index: faiss.Index) -> str:
+    """The FAISS class that does the search, inside the MIPS transform (``IndexPreTransform``) or the exact rescoring
+    (``IndexRefine``) around it: ``IndexIVFFlat``, ``IndexHNSWFlat``, ``IndexPQFastScan``."""
+    import faiss
+
+    while isinstance(index, faiss.IndexPreTransform | faiss.IndexRefine):
+        index = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index.base_index)
+    return type(index).__name__
 
 
 @dataclass

@@ -12,10 +12,11 @@ import pytest
 from bench.scale import run as scale_run
 from bench.scale.fit import fit_exponent
 from bench.scale.isolation import DID_NOT_FIT, OK, run_isolated
-from bench.scale.report import SECTION_BEGIN, SECTION_END
+from bench.scale.report import SECTION_BEGIN, SECTION_END, ratio_row
 from bench.scale.stages import STAGE_NAMES
 
-TINY_ITEMS = 400
+TINY_ITEMS = 1000
+"""about 28 items a planning-level cluster: above the 16 a quantised ANN index needs to train"""
 
 
 def test_fit_recovers_a_known_power_law() -> None:
@@ -32,6 +33,23 @@ def test_least_squares_over_noisy_points() -> None:
     costs = [1.0, 10.0 * 1.2, 100.0]  # the middle point 20 % high: the line through the ends still has slope 1
     expected_slope = (math.log(100.0) - math.log(1.0)) / (math.log(1e5) - math.log(1e3))
     assert fit_exponent(sizes, costs) == pytest.approx(expected_slope, abs=0.05)
+
+
+def test_ratio_rows_against_the_smallest_size() -> None:
+    def retriever(p99: float, exact_p99: float) -> dict:
+        return {"stages": {"retriever": {"status": OK, "p99_ms": p99, "exact_p99_ms": exact_p99}}}
+
+    results = {"sizes": {"10000": retriever(20.0, 16.0), "1000000": retriever(36.0, 50.0)}}
+    assert ratio_row(results, "retriever_p99", "retriever", "p99_ms", 2.0) == {
+        "name": "retriever_p99_1m_vs_10k",
+        "value": 1.8,
+        "goal": "<= 2.0",
+        "met": True,
+        "sizes": "10k → 1m",
+    }
+    # against whichever way served the small world faster (here exact, 16 ms)
+    faster = ratio_row(results, "retriever_ann_p99", "retriever", "p99_ms", None, ("exact_p99_ms",), "vs_faster")
+    assert (faster["name"], faster["value"], faster["met"]) == ("retriever_ann_p99_1m_vs_faster_10k", 2.25, None)
 
 
 def test_isolated_stage_outcomes(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from serendip.artifacts.sasrec import (
     ItemVocabulary,
     SASRecAnnIndexes,
     SASRecConfig,
+    searched_index_name,
     write_ann_indexes,
     write_sasrec_tables,
 )
@@ -90,10 +91,13 @@ def test_index_type_follows_cluster_size(root: Path, indexes: tuple[ClusterIndex
     )
     assert {entry["cluster_id"]: entry["index"] for entry in listing["clusters"]} == {
         "c3-big": "IndexIVFFlat",
-        "c3-mid": "IndexHNSWFlat",
+        "c3-mid": "IndexPQFastScan",
     }
     assert set(indexes[0].ann) == {"c3-big", "c3-mid"}
     assert build_index(np.zeros((499, DIMENSION), dtype=np.float32), AnnOptions(**OPTIONS)) is None
+    hnsw = build_index(_users(600), AnnOptions(**OPTIONS, mid_index="hnsw"))
+    assert hnsw is not None and searched_index_name(hnsw) == "IndexHNSWFlat"
+    assert build_index(_users(15), AnnOptions(exact_below=1)) is None  # too few rows to train 16 centroids
 
 
 @pytest.mark.parametrize("cluster_id", ["c3-big", "c3-mid"])
@@ -153,17 +157,24 @@ def test_too_few_ann_results_fall_back_to_exact() -> None:
 
 def test_artifact_round_trip(tmp_path: Path) -> None:
     vectors = np.random.default_rng(4).standard_normal((1600, DIMENSION)).astype(np.float32)
-    options = AnnOptions(exact_below=100, ivf_from=1000)
-    hnsw, ivf = build_index(vectors[:400], options), build_index(vectors, options)
-    write_ann_indexes(tmp_path, 3, {"x": hnsw, "y": ivf})
+    options = AnnOptions(exact_below=100, ivf_from=1000, refine_factor=7)
+    hnsw = build_index(vectors[:400], AnnOptions(exact_below=100, ivf_from=1000, mid_index="hnsw"))
+    scan, ivf = build_index(vectors[:400], options), build_index(vectors, options)
+    write_ann_indexes(tmp_path, 3, {"x": hnsw, "y": ivf, "z": scan})
     (tmp_path / "manifest.json").write_text("{}")
     loaded = SASRecAnnIndexes.load(tmp_path)
     assert loaded.planning_level == 3
     assert faiss.downcast_index(loaded.indexes["x"].index).hnsw.efSearch == options.ef_search
     assert faiss.downcast_index(loaded.indexes["y"].index).nprobe == faiss.downcast_index(ivf.index).nprobe
+    assert loaded.indexes["z"].k_factor == 7
     queries = vectors[:5]
-    for name, original in (("x", hnsw), ("y", ivf)):
+    for name, original in (("x", hnsw), ("y", ivf), ("z", scan)):
         np.testing.assert_array_equal(loaded.indexes[name].search(queries, 10)[1], original.search(queries, 10)[1])
+
+
+def test_refine_factor_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="--refine-factor"):
+        AnnOptions(refine_factor=0)
 
 
 def test_indexes_of_another_sasrec_version_are_refused(root: Path, tmp_path: Path) -> None:

@@ -14,6 +14,13 @@ from serendip.core.cluster_tree import DEFAULT_PLANNING_LEVEL
 from serendip.service.cli import add_server_arguments, run_service
 
 DEFAULT_PORT = 50062
+SEARCH_THREADS_HELP = (
+    "threads of each top-k: numpy's BLAS and FAISS's OpenMP (default: %(default)s). A top-k is one query from the "
+    "serving loop: a cluster of a few hundred rows or an index search is not shortened by more threads, and their "
+    "spin-waits take cores from the loop and Triton (docs/scale.md). Raise it only to rank clusters of tens of "
+    "thousands of items exactly, without ANN indexes (28k-item clusters: about 15 %% more QPS with 2 threads on 2 "
+    "cores)"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,16 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         help="per-cluster ANN indexes (sasrec_ann artifact of `python -m serendip.models.sasrec.ann`, built from "
         "the same --sasrec and --tree); without it every cluster is ranked exactly",
     )
-    model.add_argument(
-        "--search-threads",
-        type=int,
-        default=1,
-        help="threads of each top-k: numpy's BLAS and FAISS's OpenMP (default: %(default)s). A top-k is one query "
-        "from the serving loop: a cluster of a few hundred rows or an index search is not shortened by more "
-        "threads, and their spin-waits take cores from the loop and Triton (docs/scale.md). Raise it only to rank "
-        "clusters of tens of thousands of items exactly, without --ann (28k-item clusters: about 15 %% more QPS "
-        "with 2 threads on 2 cores)",
-    )
+    model.add_argument("--search-threads", type=int, default=1, help=SEARCH_THREADS_HELP)
     add_server_arguments(parser, DEFAULT_PORT)
     args = parser.parse_args(argv)
     if (args.sasrec is None) != (args.tree is None):

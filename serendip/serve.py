@@ -16,8 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from planner.__main__ import DEFAULT_PORT as PLANNER_PORT
 from retriever.__main__ import DEFAULT_PORT as RETRIEVER_PORT
+from retriever.__main__ import SEARCH_THREADS_HELP
 from serendip.artifacts.lineage import resolve_bundle
 from serendip.core.errors import ArtifactError
 from serendip.service.logs import configure_logging
@@ -44,8 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--planner-port", type=int, default=PLANNER_PORT, help="default: %(default)s")
     parser.add_argument("--retriever-port", type=int, default=RETRIEVER_PORT, help="default: %(default)s")
     parser.add_argument("--triton-port", type=int, default=0, help="Triton gRPC port; 0 picks a free one")
+    parser.add_argument("--search-threads", type=int, default=1, help=f"the Retriever's {SEARCH_THREADS_HELP}")
     parser.add_argument("--log-level", default="WARNING", help="default: %(default)s")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.search_threads < 1:
+        parser.error(f"--search-threads must be at least 1, not {args.search_threads}")
+    return args
 
 
 def wait_for_signal() -> None:
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         triton_port=args.triton_port,
     )
     with stack:
+        threadpool_limits(limits=args.search_threads)  # the services run in this process; the indexes are loaded
         print(f"tritonserver  grpc://{stack.triton.grpc_url}  (log: {stack.triton.log_path})", flush=True)
         print(f"Planner       grpc://{stack.planner_address}", flush=True)
         print(f"Retriever     grpc://{stack.retriever_address}", flush=True)

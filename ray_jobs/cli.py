@@ -1,4 +1,4 @@
-"""Options shared by the Ray jobs: Ray connection and pool size, the run report, logging."""
+"""Options shared by the Ray jobs: Ray connection and pool size, incremental runs, the run report, logging."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,31 @@ class RayOptions:
     """CPUs (and threads) per actor"""
     report: Path | None = None
     """also write the run report (JSON: counts, stages, the node that ran each shard) to this file"""
+
+
+@dataclass(frozen=True)
+class IncrementalRunOptions:
+    """The options of a job that publishes a new version of its output from the previous one, in committed shards."""
+
+    full: bool = False
+    """redo every item, ignoring the previous version of the job's output"""
+    previous: Path | None = None
+    """version of the job's output to carry items from (None: the LATEST under --artifacts)"""
+    shard_size: int = 32
+    """items per committed shard; a small run is split so no worker idles (each job declares its own default)"""
+    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
+    """artifacts root"""
+    quiet: bool = False
+    """no progress bars or stage logs"""
+
+    def __post_init__(self) -> None:
+        checks_of_other_bases = getattr(super(), "__post_init__", None)  # e.g. CatalogueSource's, after this in the MRO
+        if checks_of_other_bases is not None:
+            checks_of_other_bases()
+        if self.full and self.previous is not None:
+            raise ValueError("give --full or --previous, not both")
+        if self.shard_size < 1:
+            raise ValueError("--shard-size must be >= 1")
 
 
 def pool_size(requested: int | None, cpus_per_worker: float, gpus_per_worker: float = 0) -> int:

@@ -17,20 +17,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_jobs.cli import RayOptions, configure_logging, emit_report, pool_size, previous_version
+from ray_jobs.cli import IncrementalRunOptions, RayOptions, configure_logging, emit_report, pool_size, previous_version
 from ray_jobs.decode_job import DEFAULT_SHARD_SIZE, DecodeResult, run_decode, settings_for_model
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.catalogue import CatalogueSource, load_catalogue
 from serendip.artifacts.corpus import CORPUS_KIND, load_corpus_ids
 from serendip.artifacts.frames import FRAMES_KIND, DecodeSettings
 from serendip.artifacts.mllm import MLLM_KIND
-from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, input_record, resolve_artifact
+from serendip.artifacts.store import input_record, resolve_artifact
 from serendip.core.cli import parse_config
 from serendip.core.errors import ArtifactError, DataError
 
 
 @dataclass(frozen=True)
-class DecodeFramesJob(RayOptions, CatalogueSource):
+class DecodeFramesJob(IncrementalRunOptions, RayOptions, CatalogueSource):
     """Options of one decoding run: the catalogue and corpus, the Ray pool, the decode settings, incremental runs."""
 
     corpus: Path | None = None
@@ -45,25 +45,13 @@ class DecodeFramesJob(RayOptions, CatalogueSource):
     """longer side of stored pixels (None: the MLLM's; no MLLM: 32)"""
     size_multiple: int | None = None
     """round stored sides to a multiple of this (None: the MLLM's; no MLLM: 1)"""
-    full: bool = False
-    """decode every item, ignoring the previous frame store"""
-    previous: Path | None = None
-    """frame store version to carry from (None: <artifacts>/frames LATEST)"""
     shard_size: int = DEFAULT_SHARD_SIZE
     """videos per shard; a small run is split so no worker idles"""
-    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
-    """artifacts root"""
-    quiet: bool = False
-    """no progress bars or stage logs"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.corpus is not None and self.all_items:
             raise ValueError("give --corpus or --all-items, not both")
-        if self.full and self.previous is not None:
-            raise ValueError("give --full or --previous, not both")
-        if self.shard_size < 1:
-            raise ValueError("--shard-size must be >= 1")
 
     def decode_settings(self) -> DecodeSettings:
         """The MLLM's settings (when an MLLM artifact is there), overridden by the explicit options."""

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from ray_jobs.cli import RayOptions, configure_logging, emit_report, gpus_or_detected, pool_size, previous_version
+from ray_jobs.cli import (
+    IncrementalRunOptions,
+    RayOptions,
+    configure_logging,
+    emit_report,
+    gpus_or_detected,
+    pool_size,
+    previous_version,
+)
 from ray_jobs.plans_job import DEFAULT_SHARD_SIZE, PlanningModel
 from ray_jobs.ray_runtime import ray_session
 from serendip.artifacts.frames import FRAMES_KIND
 from serendip.artifacts.mllm import MLLM_KIND
-from serendip.artifacts.store import DEFAULT_ARTIFACTS_ROOT, resolve_artifact
+from serendip.artifacts.store import resolve_artifact
 
 
 class Reported(Protocol):
@@ -24,7 +32,7 @@ ResultT = TypeVar("ResultT", bound=Reported)
 
 
 @dataclass(frozen=True)
-class FrameStoreModelJob(RayOptions):
+class FrameStoreModelJob(IncrementalRunOptions, RayOptions):
     """The options every MLLM-over-frame-store job takes."""
 
     frame_store: Path | None = None
@@ -37,22 +45,8 @@ class FrameStoreModelJob(RayOptions):
     """planner engine"""
     gpus_per_worker: float | None = None
     """GPUs per actor (None: 1 when the cluster has GPUs, else 0: CPU inference)"""
-    full: bool = False
-    """redo every item, ignoring the previous version of the job's output"""
-    previous: Path | None = None
-    """version of the job's output to merge with (None: the LATEST under --artifacts)"""
     shard_size: int = DEFAULT_SHARD_SIZE
     """items per committed shard; a small run is split so no worker idles"""
-    artifacts: Path = DEFAULT_ARTIFACTS_ROOT
-    """artifacts root"""
-    quiet: bool = False
-    """no progress bars or stage logs"""
-
-    def __post_init__(self) -> None:
-        if self.full and self.previous is not None:
-            raise ValueError("give --full or --previous, not both")
-        if self.shard_size < 1:
-            raise ValueError("--shard-size must be >= 1")
 
     def run_on_ray(self, output_kind: str, run: Callable[..., ResultT], *inputs: Path, **options: object) -> ResultT:
         """``run(artifacts, frame store, model, *inputs, previous version of output_kind, pool options, **options)``
